@@ -1,0 +1,1 @@
+//! Benchmarks live in `benches/` (criterion) and `ingest_vs_duckdb.py` (side by side with DuckDB).

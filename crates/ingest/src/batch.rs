@@ -1,0 +1,382 @@
+//! From parsed events to Arrow record batches in the canonical schema.
+//!
+//! Normalization rules (documented in the README's "Event mapping" section):
+//! * `eventTime` must be an RFC 3339 time; it is stored as UTC microseconds. Without it the record
+//!   is quarantined, unless the caller named a fallback (Logstash's `@timestamp`).
+//! * `eventRW` when absent: from CloudTrail's `readOnly` (true = `Read`, false = `Write`), else
+//!   from the event name: `Describe`, `List`, `Get`, `Query`, `Check`, `Lookup`, `Search`, `Head`,
+//!   `Scan` and `Select` prefixes are `Read`, anything else `Write`.
+//! * `serviceName` when absent: the first label of `eventSource` (`ec2.amazonaws.com` → `ec2`).
+//! * `dialect`: `cloudtrail` when CloudTrail spellings are present or `eventSource` ends in
+//!   `.amazonaws.com`, else `actiontrail`.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use arrow::array::builder::NullBufferBuilder;
+use arrow::array::{
+    ArrayRef, BooleanBuilder, RecordBatch, StringBuilder, StructArray, TimestampMicrosecondBuilder,
+};
+use arrow::datatypes::Fields;
+use chrono::{DateTime, NaiveDate};
+use trail_store::layout::{MAX_REGION_BYTES, PartitionKey};
+use trail_store::schema;
+
+use crate::event::Event;
+
+/// What makes an otherwise well-formed record unusable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejection {
+    /// Not an event we store: an insight event (counted, not quarantined).
+    Insight,
+    /// A bad record, with the reason.
+    Bad(String),
+}
+
+/// Options that change how records are read.
+#[derive(Debug, Clone, Default)]
+pub struct NormalizeOptions {
+    /// Use Logstash's `@timestamp` when `eventTime` is missing.
+    pub at_timestamp_fallback: bool,
+}
+
+/// The dedup key of an event: its id scoped by the account that received it, so two accounts'
+/// copies of a shared event are both kept while re-deliveries to one account collapse.
+/// Records without an id are keyed by their full text.
+pub fn dedup_key(
+    recipient: Option<&str>,
+    account: Option<&str>,
+    event_id: Option<&str>,
+    raw: &str,
+) -> u128 {
+    use xxhash_rust::xxh3::Xxh3;
+    let mut h = Xxh3::new();
+    match event_id.filter(|s| !s.is_empty()) {
+        Some(id) => {
+            let scope = recipient
+                .filter(|s| !s.is_empty())
+                .or(account.filter(|s| !s.is_empty()))
+                .unwrap_or("");
+            h.update(b"id\0");
+            h.update(scope.as_bytes());
+            h.update(b"\0");
+            h.update(id.as_bytes());
+        }
+        None => {
+            h.update(b"raw\0");
+            h.update(raw.as_bytes());
+        }
+    }
+    h.digest128()
+}
+
+const READ_PREFIXES: [&str; 10] = [
+    "Describe", "List", "Get", "Query", "Check", "Lookup", "Search", "Head", "Scan", "Select",
+];
+
+/// `Read` or `Write` for an event name, by its verb.
+pub fn derive_rw(event_name: &str) -> &'static str {
+    if READ_PREFIXES.iter().any(|p| event_name.starts_with(p)) {
+        "Read"
+    } else {
+        "Write"
+    }
+}
+
+/// Parse an RFC 3339 time into UTC microseconds.
+pub fn parse_time(s: &str) -> Result<i64, String> {
+    let t = DateTime::parse_from_rfc3339(s.trim()).map_err(|e| {
+        format!(
+            "eventTime `{}` is not an RFC 3339 time such as 2020-12-17T06:55:12Z ({e})",
+            truncate(s, 64)
+        )
+    })?;
+    Ok(t.timestamp_micros())
+}
+
+fn truncate(s: &str, max: usize) -> Cow<'_, str> {
+    if s.len() <= max {
+        Cow::Borrowed(s)
+    } else {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        Cow::Owned(format!("{}…", &s[..end]))
+    }
+}
+
+/// The UTC date of a time in microseconds.
+pub fn date_of(us: i64) -> Option<NaiveDate> {
+    DateTime::from_timestamp_micros(us).map(|t| t.date_naive())
+}
+
+const N_STRINGS: usize = schema::STRINGS_BEFORE_TIME.len()
+    + schema::STRINGS_AFTER_TIME.len()
+    + schema::STRINGS_AFTER_GLOBAL.len()
+    + schema::STRINGS_AFTER_IDENTITY.len();
+
+/// Column builders for one partition's events.
+pub struct BatchBuilder {
+    strings: Vec<StringBuilder>,
+    time: TimestampMicrosecondBuilder,
+    is_global: BooleanBuilder,
+    identity: Vec<StringBuilder>,
+    identity_valid: NullBufferBuilder,
+    context_valid: NullBufferBuilder,
+    attrs: Vec<StringBuilder>,
+    attrs_valid: NullBufferBuilder,
+    issuer: Vec<StringBuilder>,
+    issuer_valid: NullBufferBuilder,
+    /// Dedup keys, one per row.
+    pub keys: Vec<u128>,
+    /// Approximate bytes held.
+    pub bytes: usize,
+}
+
+impl Default for BatchBuilder {
+    fn default() -> Self {
+        let sb = |n| (0..n).map(|_| StringBuilder::new()).collect::<Vec<_>>();
+        BatchBuilder {
+            strings: sb(N_STRINGS),
+            time: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
+            is_global: BooleanBuilder::new(),
+            identity: sb(schema::USER_IDENTITY_FIELDS.len()),
+            identity_valid: NullBufferBuilder::new(0),
+            context_valid: NullBufferBuilder::new(0),
+            attrs: sb(schema::ATTRIBUTES_FIELDS.len()),
+            attrs_valid: NullBufferBuilder::new(0),
+            issuer: sb(schema::SESSION_ISSUER_FIELDS.len()),
+            issuer_valid: NullBufferBuilder::new(0),
+            keys: Vec::new(),
+            bytes: 0,
+        }
+    }
+}
+
+/// A record checked and ready to append: its partition, time and derived values.
+pub struct Checked<'a> {
+    pub key: PartitionKey,
+    time_us: i64,
+    event_rw: Option<Cow<'a, str>>,
+    service_name: Option<Cow<'a, str>>,
+    dialect: &'static str,
+}
+
+/// Check a parsed event and work out its partition and derived fields.
+pub fn check<'a>(e: &Event<'a>, opts: &NormalizeOptions) -> Result<Checked<'a>, Rejection> {
+    let is_insight = e.is_insight
+        || e.event_category.as_deref() == Some("Insight")
+        || matches!(
+            e.event_type.as_deref(),
+            Some("ActionTrailInsight" | "AwsCloudTrailInsight")
+        );
+    if is_insight {
+        return Err(Rejection::Insight);
+    }
+    let time_text = match (&e.event_time, &e.at_timestamp) {
+        (Some(t), _) => t,
+        (None, Some(t)) if opts.at_timestamp_fallback => t,
+        (None, Some(_)) => {
+            return Err(Rejection::Bad(
+                "missing eventTime; the record has Logstash's @timestamp: run again with \
+                 --event-time-fallback to use it"
+                    .into(),
+            ));
+        }
+        (None, None) => return Err(Rejection::Bad("missing eventTime".into())),
+    };
+    let time_us = parse_time(time_text).map_err(Rejection::Bad)?;
+    let date = date_of(time_us)
+        .ok_or_else(|| Rejection::Bad(format!("eventTime `{time_text}` is out of range")))?;
+    let region = e.acs_region.as_deref().map(str::trim);
+    if let Some(r) = region {
+        if r.len() > MAX_REGION_BYTES {
+            return Err(Rejection::Bad(format!(
+                "acsRegion is {} bytes long (`{}`); region names are at most {MAX_REGION_BYTES}",
+                r.len(),
+                truncate(r, 40).escape_debug()
+            )));
+        }
+    }
+    let event_rw = match (&e.event_rw, e.read_only, &e.event_name) {
+        (Some(rw), _, _) => Some(rw.clone()),
+        (None, Some(true), _) => Some(Cow::Borrowed("Read")),
+        (None, Some(false), _) => Some(Cow::Borrowed("Write")),
+        (None, None, Some(name)) => Some(Cow::Borrowed(derive_rw(name))),
+        (None, None, None) => None,
+    };
+    let service_name = match (&e.service_name, &e.event_source) {
+        (Some(s), _) => Some(s.clone()),
+        (None, Some(src)) if !src.is_empty() => {
+            Some(Cow::Owned(src.split('.').next().unwrap_or(src).to_owned()))
+        }
+        _ => None,
+    };
+    let cloudtrail = e.cloudtrail_keys
+        || e.event_source
+            .as_deref()
+            .is_some_and(|s| s.ends_with(".amazonaws.com"));
+    Ok(Checked {
+        key: PartitionKey::new(region, date),
+        time_us,
+        event_rw,
+        service_name,
+        dialect: if cloudtrail {
+            "cloudtrail"
+        } else {
+            "actiontrail"
+        },
+    })
+}
+
+fn put(b: &mut StringBuilder, v: Option<&str>) {
+    b.append_option(v);
+}
+
+impl BatchBuilder {
+    /// Rows appended so far.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// No rows yet.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Append one event (already [`check`]ed) with its original text.
+    pub fn append(&mut self, e: &Event<'_>, c: &Checked<'_>, raw: &str) {
+        let s = &mut self.strings;
+        let mut i = 0;
+        let mut next = |v: Option<&str>| {
+            put(&mut s[i], v);
+            i += 1;
+        };
+        // Before eventTime.
+        next(e.event_id.as_deref());
+        next(e.event_version.as_deref());
+        next(e.event_source.as_deref());
+        next(e.event_name.as_deref());
+        next(e.event_type.as_deref());
+        next(e.event_category.as_deref());
+        next(c.event_rw.as_deref());
+        // After eventTime.
+        next(c.key.region.as_deref());
+        next(c.service_name.as_deref());
+        next(e.api_version.as_deref());
+        next(e.request_id.as_deref());
+        // After isGlobal.
+        next(e.source_ip_address.as_deref());
+        next(e.user_agent.as_deref());
+        // After userIdentity.
+        next(e.error_code.as_deref());
+        next(e.error_message.as_deref());
+        next(e.request_parameters.map(|r| r.get()));
+        next(e.response_elements.map(|r| r.get()));
+        next(e.additional_event_data.map(|r| r.get()));
+        next(e.referenced_resources.map(|r| r.get()));
+        next(e.resource_type.as_deref());
+        next(e.resource_name.as_deref());
+        next(e.recipient_account_id.as_deref());
+        next(e.vpc_id.as_deref());
+        next(e.shared_event_id.as_deref());
+        next(Some(c.dialect));
+        next(Some(raw));
+        debug_assert_eq!(i, N_STRINGS);
+
+        self.time.append_value(c.time_us);
+        self.is_global.append_option(e.is_global);
+
+        let ui = e.user_identity.as_ref();
+        macro_rules! id {
+            ($builder:expr, $field:ident) => {
+                put(&mut $builder, ui.and_then(|u| u.$field.as_deref()))
+            };
+        }
+        id!(self.identity[0], kind);
+        id!(self.identity[1], principal_id);
+        id!(self.identity[2], account_id);
+        id!(self.identity[3], access_key_id);
+        id!(self.identity[4], user_name);
+        id!(self.identity[5], arn);
+        id!(self.identity[6], invoked_by);
+        self.identity_valid.append(ui.is_some());
+        self.context_valid
+            .append(ui.is_some_and(|u| u.has_session_context));
+        self.attrs_valid
+            .append(ui.is_some_and(|u| u.has_attributes));
+        id!(self.attrs[0], mfa_authenticated);
+        id!(self.attrs[1], creation_date);
+        let iss = ui.and_then(|u| u.issuer.as_ref());
+        self.issuer_valid.append(iss.is_some());
+        put(&mut self.issuer[0], iss.and_then(|i| i.kind.as_deref()));
+        put(
+            &mut self.issuer[1],
+            iss.and_then(|i| i.principal_id.as_deref()),
+        );
+        put(&mut self.issuer[2], iss.and_then(|i| i.arn.as_deref()));
+        put(
+            &mut self.issuer[3],
+            iss.and_then(|i| i.account_id.as_deref()),
+        );
+        put(
+            &mut self.issuer[4],
+            iss.and_then(|i| i.user_name.as_deref()),
+        );
+
+        self.keys.push(dedup_key(
+            e.recipient_account_id.as_deref(),
+            ui.and_then(|u| u.account_id.as_deref()),
+            e.event_id.as_deref(),
+            raw,
+        ));
+        self.bytes += 2 * raw.len() + 64;
+    }
+
+    /// Finish into a batch in [`schema::event_schema`] and the rows' dedup keys.
+    pub fn finish(mut self) -> (RecordBatch, Vec<u128>) {
+        fn strings(bs: &mut [StringBuilder]) -> Vec<ArrayRef> {
+            bs.iter_mut()
+                .map(|b| Arc::new(b.finish()) as ArrayRef)
+                .collect()
+        }
+        fn st(fields: Fields, children: Vec<ArrayRef>, valid: &mut NullBufferBuilder) -> ArrayRef {
+            Arc::new(StructArray::new(fields, children, valid.finish()))
+        }
+        let attrs = st(
+            schema::attributes_fields(),
+            strings(&mut self.attrs),
+            &mut self.attrs_valid,
+        );
+        let issuer = st(
+            schema::session_issuer_fields(),
+            strings(&mut self.issuer),
+            &mut self.issuer_valid,
+        );
+        let context = st(
+            schema::session_context_fields(),
+            vec![attrs, issuer],
+            &mut self.context_valid,
+        );
+        let mut id_children = strings(&mut self.identity);
+        id_children.push(context);
+        let identity = st(
+            schema::user_identity_fields(),
+            id_children,
+            &mut self.identity_valid,
+        );
+        let mut s = strings(&mut self.strings).into_iter();
+        let mut cols: Vec<ArrayRef> = Vec::with_capacity(29);
+        cols.extend(s.by_ref().take(schema::STRINGS_BEFORE_TIME.len()));
+        cols.push(Arc::new(self.time.finish()));
+        cols.extend(s.by_ref().take(schema::STRINGS_AFTER_TIME.len()));
+        cols.push(Arc::new(self.is_global.finish()));
+        cols.extend(s.by_ref().take(schema::STRINGS_AFTER_GLOBAL.len()));
+        cols.push(identity);
+        cols.extend(s);
+        let batch = RecordBatch::try_new(schema::event_schema(), cols)
+            .unwrap_or_else(|e| unreachable!("builder columns match the schema: {e}"));
+        (batch, self.keys)
+    }
+}

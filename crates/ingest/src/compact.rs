@@ -1,0 +1,221 @@
+//! Compaction: merge a partition's small files into one, as crash-safe as ingest.
+//!
+//! The merged file is written to staging, then one commit adds it and removes the inputs, so
+//! every reader sees each event exactly once before and after. Inputs are each sorted by
+//! eventTime; a k-way merge keeps the output sorted while holding one batch per input.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashSet};
+use std::path::PathBuf;
+
+use arrow::array::{AsArray, RecordBatch};
+use arrow::datatypes::TimestampMicrosecondType;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReader;
+use serde::Serialize;
+use trail_store::layout::PartitionKey;
+use trail_store::{FileEntry, WriteGuard, schema};
+
+use crate::error::{IngestError, Result};
+use crate::files::{EventFileWriter, open_columns};
+
+/// When and how to compact.
+#[derive(Debug, Clone, Serialize)]
+pub struct CompactOptions {
+    /// A partition is compacted once it has at least this many small files.
+    pub min_files: usize,
+    /// Files smaller than this are "small".
+    pub small_file_bytes: u64,
+    /// Most rows in one merged file.
+    pub max_rows: u64,
+}
+
+impl Default for CompactOptions {
+    fn default() -> Self {
+        CompactOptions {
+            min_files: 8,
+            small_file_bytes: 64 << 20,
+            max_rows: 2_000_000,
+        }
+    }
+}
+
+/// What a compaction did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CompactSummary {
+    pub partitions: u64,
+    pub files_removed: u64,
+    pub files_written: u64,
+    pub rows: u64,
+}
+
+struct Cursor {
+    reader: ParquetRecordBatchReader,
+    batch: Option<RecordBatch>,
+    row: usize,
+    path: PathBuf,
+}
+
+impl Cursor {
+    fn advance_batch(&mut self) -> Result<bool> {
+        self.row = 0;
+        self.batch = match self.reader.next() {
+            Some(b) => Some(b.map_err(|e| IngestError::arrow(self.path.display().to_string(), e))?),
+            None => None,
+        };
+        Ok(self.batch.is_some())
+    }
+    fn time(&self) -> Option<i64> {
+        let b = self.batch.as_ref()?;
+        let idx = schema::column_index(schema::EVENT_TIME)?;
+        Some(
+            b.column(idx)
+                .as_primitive::<TimestampMicrosecondType>()
+                .value(self.row),
+        )
+    }
+}
+
+/// Merge sorted files into sorted batches of at most `out_rows` rows, handing each to `sink`.
+fn merge_sorted(
+    paths: &[PathBuf],
+    out_rows: usize,
+    sink: &mut dyn FnMut(RecordBatch) -> Result<()>,
+) -> Result<()> {
+    let mut cursors = Vec::new();
+    for p in paths {
+        let mut c = Cursor {
+            reader: open_columns(p, &[])?,
+            batch: None,
+            row: 0,
+            path: p.clone(),
+        };
+        if c.advance_batch()? {
+            cursors.push(c);
+        }
+    }
+    let mut heap: BinaryHeap<Reverse<(i64, usize)>> = cursors
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| c.time().map(|t| Reverse((t, i))))
+        .collect();
+    // Batches referenced by the pending output, and each cursor's slot among them.
+    let mut arena: Vec<RecordBatch> = Vec::new();
+    let mut slot: Vec<Option<usize>> = vec![None; cursors.len()];
+    let mut picks: Vec<(usize, usize)> = Vec::with_capacity(out_rows);
+    let emit = |arena: &mut Vec<RecordBatch>,
+                picks: &mut Vec<(usize, usize)>,
+                slot: &mut Vec<Option<usize>>,
+                sink: &mut dyn FnMut(RecordBatch) -> Result<()>|
+     -> Result<()> {
+        if picks.is_empty() {
+            return Ok(());
+        }
+        let refs: Vec<&RecordBatch> = arena.iter().collect();
+        let out = arrow::compute::interleave_record_batch(&refs, picks)
+            .map_err(|e| IngestError::arrow("merging files", e))?;
+        picks.clear();
+        arena.clear();
+        slot.iter_mut().for_each(|s| *s = None);
+        sink(out)
+    };
+    while let Some(Reverse((_, i))) = heap.pop() {
+        let c = &mut cursors[i];
+        let s = match slot[i] {
+            Some(s) => s,
+            None => {
+                let batch = c
+                    .batch
+                    .clone()
+                    .ok_or_else(|| IngestError::Internal("merge cursor".into()))?;
+                arena.push(batch);
+                slot[i] = Some(arena.len() - 1);
+                arena.len() - 1
+            }
+        };
+        picks.push((s, c.row));
+        c.row += 1;
+        let exhausted = c.batch.as_ref().is_none_or(|b| c.row >= b.num_rows());
+        if exhausted {
+            slot[i] = None;
+            if c.advance_batch()? {
+                if let Some(t) = c.time() {
+                    heap.push(Reverse((t, i)));
+                }
+            }
+        } else if let Some(t) = c.time() {
+            heap.push(Reverse((t, i)));
+        }
+        if picks.len() >= out_rows {
+            emit(&mut arena, &mut picks, &mut slot, sink)?;
+        }
+    }
+    emit(&mut arena, &mut picks, &mut slot, sink)
+}
+
+/// Compact the partitions (directories relative to the store root) in `only`, or all of them,
+/// that have at least `min_files` small files. One commit per partition.
+pub fn compact_partitions(
+    guard: &mut WriteGuard,
+    opts: &CompactOptions,
+    only: Option<&HashSet<String>>,
+) -> Result<CompactSummary> {
+    let mut summary = CompactSummary::default();
+    let mut by_dir: BTreeMap<String, Vec<FileEntry>> = BTreeMap::new();
+    for f in &guard.manifest().files {
+        let Some((dir, _)) = f.path.rsplit_once('/') else {
+            continue;
+        };
+        if only.is_some_and(|o| !o.contains(dir)) || f.bytes >= opts.small_file_bytes {
+            continue;
+        }
+        by_dir.entry(dir.to_owned()).or_default().push(f.clone());
+    }
+    let root = guard.store().root().to_path_buf();
+    for (dir, mut files) in by_dir {
+        if files.len() < opts.min_files.max(2) {
+            continue;
+        }
+        files.sort_by_key(|f| (f.min_time_us, f.path.clone()));
+        // Group into runs of at most max_rows.
+        let mut groups: Vec<Vec<FileEntry>> = vec![];
+        let mut rows = 0;
+        for f in files {
+            if groups.is_empty() || rows + f.rows > opts.max_rows {
+                groups.push(vec![]);
+                rows = 0;
+            }
+            rows += f.rows;
+            if let Some(g) = groups.last_mut() {
+                g.push(f);
+            }
+        }
+        let key = PartitionKey::parse_dir(&dir)?;
+        let mut added = Vec::new();
+        let mut removed = Vec::new();
+        for group in groups.into_iter().filter(|g| g.len() >= 2) {
+            let paths: Vec<PathBuf> = group.iter().map(|f| root.join(&f.path)).collect();
+            let total: u64 = group.iter().map(|f| f.rows).sum();
+            let (staged, rel) = guard.new_file(&key);
+            let mut out = EventFileWriter::create(staged, total as usize)?;
+            merge_sorted(&paths, 64 * 1024, &mut |b| out.write(&b))?;
+            if let Some(file) = out.finish(rel, &key)? {
+                if file.entry.rows != total {
+                    return Err(IngestError::Internal(format!(
+                        "compaction of {dir} read {} rows, expected {total}",
+                        file.entry.rows
+                    )));
+                }
+                summary.rows += total;
+                summary.files_written += 1;
+                added.push(file);
+            }
+            summary.files_removed += group.len() as u64;
+            removed.extend(group.into_iter().map(|f| f.path));
+        }
+        if !removed.is_empty() {
+            summary.partitions += 1;
+            guard.commit(added, &removed, vec![])?;
+        }
+    }
+    Ok(summary)
+}

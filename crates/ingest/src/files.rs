@@ -1,0 +1,206 @@
+//! Writing and reading event files: one Parquet writer for ingest and compaction, and the
+//! dedup keys of existing files.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::TimestampMicrosecondType;
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use trail_store::manifest::StagedFile;
+use trail_store::{FileEntry, layout::PartitionKey, props, schema};
+
+use crate::batch::dedup_key;
+use crate::error::{IngestError, Result};
+
+/// A Parquet event file being written to staging; rows must arrive sorted by eventTime.
+pub struct EventFileWriter {
+    staged: PathBuf,
+    writer: ArrowWriter<File>,
+    rows: u64,
+    min: i64,
+    max: i64,
+}
+
+impl EventFileWriter {
+    /// Start a file at `staged`, sized for about `rows_hint` rows.
+    pub fn create(staged: PathBuf, rows_hint: usize) -> Result<Self> {
+        let file = File::create(&staged).map_err(|e| IngestError::io(&staged, e))?;
+        let writer = ArrowWriter::try_new(
+            file,
+            schema::event_schema(),
+            Some(props::writer_properties(rows_hint)),
+        )
+        .map_err(|e| IngestError::parquet(&staged, e))?;
+        Ok(EventFileWriter {
+            staged,
+            writer,
+            rows: 0,
+            min: i64::MAX,
+            max: i64::MIN,
+        })
+    }
+
+    /// Append rows.
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let time_idx = schema::column_index(schema::EVENT_TIME).unwrap_or(7);
+        let times = batch
+            .column(time_idx)
+            .as_primitive::<TimestampMicrosecondType>();
+        if let (Some(lo), Some(hi)) = (arrow::compute::min(times), arrow::compute::max(times)) {
+            self.min = self.min.min(lo);
+            self.max = self.max.max(hi);
+        }
+        self.rows += batch.num_rows() as u64;
+        self.writer
+            .write(batch)
+            .map_err(|e| IngestError::parquet(&self.staged, e))
+    }
+
+    /// Close and fsync the file and describe it for the manifest; an empty file is removed and
+    /// `None` returned (an empty file is never committed).
+    pub fn finish(self, rel: String, key: &PartitionKey) -> Result<Option<StagedFile>> {
+        let staged = self.staged;
+        let file = self
+            .writer
+            .into_inner()
+            .map_err(|e| IngestError::parquet(&staged, e))?;
+        if self.rows == 0 {
+            drop(file);
+            std::fs::remove_file(&staged).map_err(|e| IngestError::io(&staged, e))?;
+            return Ok(None);
+        }
+        file.sync_all().map_err(|e| IngestError::io(&staged, e))?;
+        let bytes = file
+            .metadata()
+            .map_err(|e| IngestError::io(&staged, e))?
+            .len();
+        Ok(Some(StagedFile {
+            staged,
+            entry: FileEntry {
+                path: rel,
+                region: key.region.clone(),
+                date: key.date.format("%Y-%m-%d").to_string(),
+                rows: self.rows,
+                bytes,
+                min_time_us: self.min,
+                max_time_us: self.max,
+                generation: 0,
+            },
+        }))
+    }
+}
+
+/// Write `batches` (already sorted by eventTime) as one file at `staged`, fsync it, and describe
+/// it for the manifest. Returns `None` (and leaves no file) when there are no rows.
+pub fn write_file(
+    staged: PathBuf,
+    rel: String,
+    key: &PartitionKey,
+    batches: impl IntoIterator<Item = RecordBatch>,
+    rows_hint: usize,
+) -> Result<Option<StagedFile>> {
+    let mut w = EventFileWriter::create(staged, rows_hint)?;
+    for b in batches {
+        w.write(&b)?;
+    }
+    w.finish(rel, key)
+}
+
+/// Open an event file for reading, with only the leaf columns named (dotted paths).
+pub fn open_columns(
+    path: &Path,
+    leaves: &[&str],
+) -> Result<parquet::arrow::arrow_reader::ParquetRecordBatchReader> {
+    let file = File::open(path).map_err(|e| IngestError::io(path, e))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|e| IngestError::parquet(path, e))?;
+    let descr = builder.metadata().file_metadata().schema_descr_ptr();
+    let reader = if leaves.is_empty() {
+        builder
+    } else {
+        let idx: Vec<usize> = (0..descr.num_columns())
+            .filter(|&i| leaves.contains(&descr.column(i).path().string().as_str()))
+            .collect();
+        builder.with_projection(ProjectionMask::leaves(&descr, idx))
+    };
+    reader
+        .with_batch_size(8192)
+        .build()
+        .map_err(|e| IngestError::parquet(path, e))
+}
+
+/// Does any row of this file lack an eventId (so its key needs the `raw` text)?
+fn has_null_event_ids(path: &Path) -> Result<bool> {
+    let file = File::open(path).map_err(|e| IngestError::io(path, e))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|e| IngestError::parquet(path, e))?;
+    let md = builder.metadata();
+    let descr = md.file_metadata().schema_descr();
+    let Some(idx) =
+        (0..descr.num_columns()).find(|&i| descr.column(i).path().string() == schema::EVENT_ID)
+    else {
+        return Ok(true);
+    };
+    Ok(md.row_groups().iter().any(|rg| {
+        rg.column(idx)
+            .statistics()
+            .and_then(|s| s.null_count_opt())
+            .is_none_or(|n| n > 0)
+    }))
+}
+
+/// Dedup keys of every row in the given event files.
+pub fn load_keys(paths: &[PathBuf], into: &mut HashSet<u128>) -> Result<()> {
+    for path in paths {
+        let mut leaves = vec![
+            schema::EVENT_ID,
+            schema::RECIPIENT_ACCOUNT_ID,
+            "userIdentity.accountId",
+        ];
+        if has_null_event_ids(path)? {
+            leaves.push(schema::RAW);
+        }
+        let reader = open_columns(path, &leaves)?;
+        for batch in reader {
+            let batch = batch.map_err(|e| IngestError::arrow(path.display().to_string(), e))?;
+            let (Some(id), Some(rcpt), Some(ui)) = (
+                batch.column_by_name(schema::EVENT_ID),
+                batch.column_by_name(schema::RECIPIENT_ACCOUNT_ID),
+                batch.column_by_name(schema::USER_IDENTITY),
+            ) else {
+                return Err(IngestError::Internal(format!(
+                    "{} lacks the key columns",
+                    path.display()
+                )));
+            };
+            let id = id.as_string::<i32>();
+            let rcpt = rcpt.as_string::<i32>();
+            let acct = ui
+                .as_struct()
+                .column_by_name("accountId")
+                .map(|a| a.as_string::<i32>().clone());
+            let raw = batch
+                .column_by_name(schema::RAW)
+                .map(|r| r.as_string::<i32>().clone());
+            fn get(a: &arrow::array::StringArray, i: usize) -> Option<&str> {
+                a.is_valid(i).then(|| a.value(i))
+            }
+            for i in 0..batch.num_rows() {
+                into.insert(dedup_key(
+                    get(rcpt, i),
+                    acct.as_ref().and_then(|a| get(a, i)),
+                    get(id, i),
+                    raw.as_ref().map(|r| r.value(i)).unwrap_or(""),
+                ));
+            }
+        }
+    }
+    Ok(())
+}

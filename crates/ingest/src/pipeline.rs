@@ -1,0 +1,700 @@
+//! The ingest pipeline: a reader thread, decoder threads on every core, and the writer (the
+//! calling thread) that buffers per partition, dedups, sorts, writes Parquet to staging and
+//! commits once at the end.
+//!
+//! Memory is bounded: the reader hands out at most a few chunks ahead of the decoders, and the
+//! writer flushes the largest partition buffer whenever the buffered rows exceed the budget.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::io::{BufWriter, Read, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use arrow::array::{AsArray, RecordBatch};
+use arrow::datatypes::TimestampMicrosecondType;
+use base64::Engine;
+use serde::Serialize;
+use trail_store::layout::PartitionKey;
+use trail_store::manifest::{QUARANTINE, StagedFile};
+use trail_store::{Store, WriteGuard, schema};
+
+use crate::batch::{BatchBuilder, NormalizeOptions, Rejection, check};
+use crate::compact::{CompactOptions, CompactSummary, compact_partitions};
+use crate::error::{IngestError, Result};
+use crate::event::parse_event;
+use crate::files::{load_keys, write_file};
+use crate::records::{self, Item, Location};
+use crate::source::{self, Input, SkipReason, Skipped};
+
+/// Files up to this size are read whole by a decoder thread; larger ones are streamed.
+const WHOLE_FILE_MAX: u64 = 32 << 20;
+/// Size of the line chunks a streamed file is cut into.
+const CHUNK_BYTES: usize = 8 << 20;
+/// Bad records kept in the summary (all of them go to the quarantine file).
+const ERRORS_IN_SUMMARY: usize = 100;
+/// Dedup keys cached across flushes before the cache is dropped and reloaded on demand.
+const KEY_CACHE_MAX: usize = 4_000_000;
+
+/// How to ingest.
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    pub normalize: NormalizeOptions,
+    /// Decoder threads (0: one per core).
+    pub threads: usize,
+    /// Bytes of decoded rows buffered before the largest partition is written out.
+    pub memory_budget: usize,
+    /// Most rows in one written file.
+    pub max_file_rows: usize,
+    /// Records larger than this are quarantined.
+    pub max_record_bytes: usize,
+    /// Wait for another writer to finish instead of failing.
+    pub wait_for_lock: bool,
+    /// Compact touched partitions after the commit.
+    pub compact: Option<CompactOptions>,
+}
+
+impl Default for IngestOptions {
+    fn default() -> Self {
+        IngestOptions {
+            normalize: NormalizeOptions::default(),
+            threads: 0,
+            memory_budget: 192 << 20,
+            max_file_rows: 1_000_000,
+            max_record_bytes: 16 << 20,
+            wait_for_lock: true,
+            compact: Some(CompactOptions::default()),
+        }
+    }
+}
+
+/// Live counters for a progress display; totals are known once inputs are discovered.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub bytes_total: AtomicU64,
+    pub bytes_done: AtomicU64,
+    pub files_total: AtomicU64,
+    pub files_done: AtomicU64,
+    pub records: AtomicU64,
+}
+
+/// One bad record as reported (the full text is in the quarantine file).
+#[derive(Debug, Clone, Serialize)]
+pub struct BadRecord {
+    pub file: String,
+    pub line: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<u64>,
+    pub error: String,
+}
+
+impl std::fmt::Display for BadRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.file, self.line)?;
+        if let Some(i) = self.index {
+            write!(f, " (record {i})")?;
+        }
+        write!(f, ": {}", self.error)
+    }
+}
+
+/// What an ingest did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct IngestSummary {
+    pub store: String,
+    pub files_read: u64,
+    pub bytes_read: u64,
+    /// Records found in the input.
+    pub records: u64,
+    /// New events stored.
+    pub ingested: u64,
+    /// Events already in the store (or repeated in the input), not stored again.
+    pub duplicates: u64,
+    /// Bad records, kept in the quarantine file.
+    pub quarantined: u64,
+    /// Vendor insight events met in event files (not management events; not stored).
+    pub insight_events: u64,
+    pub digest_files: u64,
+    pub skipped_files: Vec<Skipped>,
+    pub files_written: u64,
+    pub partitions_written: u64,
+    /// The store's generation after this run.
+    pub generation: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quarantine_file: Option<String>,
+    /// The first bad records (all are in the quarantine file).
+    pub errors: Vec<BadRecord>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compaction: Option<CompactSummary>,
+    pub elapsed_secs: f64,
+}
+
+enum Job {
+    /// A whole file, possibly gzip.
+    Whole { name: Arc<str>, bytes: Vec<u8> },
+    /// Complete lines of a streamed file.
+    Lines {
+        name: Arc<str>,
+        bytes: Vec<u8>,
+        first_line: u64,
+    },
+    /// A whole streamed document, already decompressed.
+    Document { name: Arc<str>, bytes: Vec<u8> },
+    /// A problem with the file itself (reported like a bad record).
+    FileError { name: Arc<str>, error: String },
+}
+
+struct Bad {
+    info: BadRecord,
+    text: Vec<u8>,
+}
+
+#[derive(Default)]
+struct Decoded {
+    parts: Vec<(PartitionKey, RecordBatch, Vec<u128>)>,
+    bad: Vec<Bad>,
+    records: u64,
+    insight: u64,
+    digest: u64,
+    file_done: bool,
+}
+
+fn decode(job: Job, opts: &IngestOptions) -> Decoded {
+    let mut out = Decoded::default();
+    let mut builders: HashMap<PartitionKey, BatchBuilder> = HashMap::new();
+    let mut handle = |name: &Arc<str>, item: Item<'_>, out: &mut Decoded| match item {
+        Item::Digest => out.digest += 1,
+        Item::Bad { text, loc, error } => out.bad.push(bad(name, loc, error, text)),
+        Item::Record(text, loc) => {
+            out.records += 1;
+            if text.len() > opts.max_record_bytes {
+                out.bad.push(bad(
+                    name,
+                    loc,
+                    format!(
+                        "the record is {} bytes, above the limit of {} (--max-record-bytes)",
+                        text.len(),
+                        opts.max_record_bytes
+                    ),
+                    text.as_bytes(),
+                ));
+                return;
+            }
+            match parse_event(text) {
+                Err(e) => out.bad.push(bad(name, loc, e.to_string(), text.as_bytes())),
+                Ok(event) => match check(&event, &opts.normalize) {
+                    Err(Rejection::Insight) => out.insight += 1,
+                    Err(Rejection::Bad(error)) => {
+                        out.bad.push(bad(name, loc, error, text.as_bytes()))
+                    }
+                    Ok(checked) => builders
+                        .entry(checked.key.clone())
+                        .or_default()
+                        .append(&event, &checked, text),
+                },
+            }
+        }
+    };
+    match job {
+        Job::Whole { name, bytes } => {
+            out.file_done = true;
+            let (bytes, gz_error) = if source::is_gzip(&bytes) {
+                source::gunzip(&bytes)
+            } else {
+                (bytes, None)
+            };
+            records::split_file(&bytes, &mut |item| handle(&name, item, &mut out));
+            if let Some(error) = gz_error {
+                out.bad.push(bad(
+                    &name,
+                    Location {
+                        line: 0,
+                        index: None,
+                    },
+                    error,
+                    b"",
+                ));
+            }
+        }
+        Job::Lines {
+            name,
+            bytes,
+            first_line,
+        } => {
+            records::split_lines(&bytes, first_line, &mut |item| {
+                handle(&name, item, &mut out)
+            });
+        }
+        Job::Document { name, bytes } => {
+            records::split_file(&bytes, &mut |item| handle(&name, item, &mut out));
+        }
+        Job::FileError { name, error } => {
+            out.bad.push(bad(
+                &name,
+                Location {
+                    line: 0,
+                    index: None,
+                },
+                error,
+                b"",
+            ));
+        }
+    }
+    for (key, builder) in builders {
+        let (batch, keys) = builder.finish();
+        out.parts.push((key, batch, keys));
+    }
+    out
+}
+
+fn bad(name: &Arc<str>, loc: Location, error: String, text: &[u8]) -> Bad {
+    Bad {
+        info: BadRecord {
+            file: name.to_string(),
+            line: loc.line,
+            index: loc.index,
+            error,
+        },
+        text: text.to_vec(),
+    }
+}
+
+/// Read the inputs and cut them into jobs.
+fn read_inputs(
+    inputs: &[Input],
+    jobs: &SyncSender<Job>,
+    progress: &Progress,
+    opts: &IngestOptions,
+) {
+    for input in inputs {
+        let name: Arc<str> = input.display().into();
+        let sent = match input {
+            Input::File { path, size } if *size <= WHOLE_FILE_MAX => match std::fs::read(path) {
+                Ok(bytes) => {
+                    progress
+                        .bytes_done
+                        .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                    jobs.send(Job::Whole { name, bytes })
+                }
+                Err(e) => jobs.send(Job::FileError {
+                    name,
+                    error: format!("cannot read the file: {e}"),
+                }),
+            },
+            _ => stream_input(input, name, jobs, progress, opts),
+        };
+        if sent.is_err() {
+            return; // the writer stopped
+        }
+    }
+}
+
+fn stream_input(
+    input: &Input,
+    name: Arc<str>,
+    jobs: &SyncSender<Job>,
+    progress: &Progress,
+    opts: &IngestOptions,
+) -> std::result::Result<(), std::sync::mpsc::SendError<Job>> {
+    let mut reader = match source::open_stream(input) {
+        Ok(r) => r,
+        Err(e) => {
+            return jobs.send(Job::FileError {
+                name,
+                error: e.to_string(),
+            });
+        }
+    };
+    let mut buf: Vec<u8> = Vec::with_capacity(CHUNK_BYTES);
+    let mut read_error = None;
+    let mut eof = false;
+    // Fill `buf` up to `want` bytes; false at end of input.
+    let mut fill = |buf: &mut Vec<u8>, want: usize, read_error: &mut Option<String>| -> bool {
+        let start = buf.len();
+        buf.resize(want.max(start + 1), 0);
+        let mut len = start;
+        while len < buf.len() {
+            match reader.read(&mut buf[len..]) {
+                Ok(0) => break,
+                Ok(n) => len += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    *read_error = Some(format!("read failed after {} bytes: {e}", len));
+                    break;
+                }
+            }
+        }
+        buf.truncate(len);
+        progress
+            .bytes_done
+            .fetch_add((len - start) as u64, Ordering::Relaxed);
+        len == want.max(start + 1)
+    };
+    if !fill(&mut buf, CHUNK_BYTES, &mut read_error) {
+        eof = true;
+    }
+    if !records::looks_like_lines(&buf) {
+        // One document: it has to be read whole.
+        while !eof && read_error.is_none() {
+            let want = buf.len() * 2;
+            if !fill(&mut buf, want, &mut read_error) {
+                eof = true;
+            }
+        }
+        jobs.send(Job::Document {
+            name: name.clone(),
+            bytes: buf,
+        })?;
+    } else {
+        let mut line = 1u64;
+        let line_cap = opts.max_record_bytes.max(CHUNK_BYTES) * 2;
+        loop {
+            let cut = if eof || read_error.is_some() {
+                buf.len()
+            } else {
+                match buf.iter().rposition(|&b| b == b'\n') {
+                    Some(p) => p + 1,
+                    None if buf.len() >= line_cap => buf.len(),
+                    None => 0,
+                }
+            };
+            if cut > 0 {
+                let rest = buf.split_off(cut);
+                let chunk = std::mem::replace(&mut buf, rest);
+                let lines = chunk.iter().filter(|&&b| b == b'\n').count() as u64;
+                jobs.send(Job::Lines {
+                    name: name.clone(),
+                    bytes: chunk,
+                    first_line: line,
+                })?;
+                line += lines;
+            }
+            if eof || read_error.is_some() {
+                break;
+            }
+            let want = buf.len() + CHUNK_BYTES;
+            if !fill(&mut buf, want, &mut read_error) {
+                eof = true;
+            }
+        }
+    }
+    if let Some(error) = read_error {
+        jobs.send(Job::FileError { name, error })?;
+    }
+    Ok(())
+}
+
+struct PartBuf {
+    batches: Vec<(RecordBatch, Vec<u128>)>,
+    rows: usize,
+    bytes: usize,
+}
+
+/// The writer side: partition buffers, dedup, files, quarantine.
+struct Writer<'g> {
+    guard: &'g mut WriteGuard,
+    opts: IngestOptions,
+    parts: HashMap<PartitionKey, PartBuf>,
+    buffered: usize,
+    staged: Vec<StagedFile>,
+    staged_by_part: HashMap<PartitionKey, Vec<PathBuf>>,
+    keys: HashMap<PartitionKey, HashSet<u128>>,
+    cached_keys: usize,
+    quarantine: Option<(PathBuf, BufWriter<File>)>,
+    summary: IngestSummary,
+}
+
+impl Writer<'_> {
+    fn add(&mut self, d: Decoded, progress: &Progress) -> Result<()> {
+        self.summary.records += d.records;
+        self.summary.insight_events += d.insight;
+        self.summary.digest_files += d.digest;
+        if d.file_done {
+            progress.files_done.fetch_add(1, Ordering::Relaxed);
+        }
+        progress.records.fetch_add(d.records, Ordering::Relaxed);
+        for b in d.bad {
+            self.quarantine(b)?;
+        }
+        for (key, batch, keys) in d.parts {
+            let bytes = batch.get_array_memory_size();
+            let p = self.parts.entry(key.clone()).or_insert_with(|| PartBuf {
+                batches: Vec::new(),
+                rows: 0,
+                bytes: 0,
+            });
+            p.rows += batch.num_rows();
+            p.bytes += bytes;
+            p.batches.push((batch, keys));
+            self.buffered += bytes;
+            if p.rows >= self.opts.max_file_rows {
+                self.flush(&key)?;
+            }
+        }
+        while self.buffered > self.opts.memory_budget {
+            let Some(largest) = self
+                .parts
+                .iter()
+                .max_by_key(|(_, p)| p.bytes)
+                .map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            self.flush(&largest)?;
+        }
+        Ok(())
+    }
+
+    fn quarantine(&mut self, b: Bad) -> Result<()> {
+        self.summary.quarantined += 1;
+        if self.summary.errors.len() < ERRORS_IN_SUMMARY {
+            self.summary.errors.push(b.info.clone());
+        }
+        if self.quarantine.is_none() {
+            let path = self.guard.new_staging_path("quarantine.ndjson");
+            let f = File::create(&path).map_err(|e| IngestError::io(&path, e))?;
+            self.quarantine = Some((path, BufWriter::new(f)));
+        }
+        let Some((path, w)) = self.quarantine.as_mut() else {
+            return Ok(());
+        };
+        let mut rec = serde_json::json!({
+            "file": b.info.file,
+            "line": b.info.line,
+            "error": b.info.error,
+        });
+        if let Some(i) = b.info.index {
+            rec["index"] = i.into();
+        }
+        match std::str::from_utf8(&b.text) {
+            Ok(t) => rec["record"] = t.into(),
+            Err(_) => {
+                rec["record_base64"] = base64::engine::general_purpose::STANDARD
+                    .encode(&b.text)
+                    .into()
+            }
+        }
+        serde_json::to_writer(&mut *w, &rec)
+            .map_err(|e| IngestError::io(path.clone(), e.into()))?;
+        w.write_all(b"\n")
+            .map_err(|e| IngestError::io(path.clone(), e))
+    }
+
+    fn keys_for(&mut self, key: &PartitionKey) -> Result<&mut HashSet<u128>> {
+        if !self.keys.contains_key(key) {
+            if self.cached_keys > KEY_CACHE_MAX {
+                self.keys.clear();
+                self.cached_keys = 0;
+            }
+            let dir = key.dir();
+            let root = self.guard.store().root().to_path_buf();
+            let mut paths: Vec<PathBuf> = self
+                .guard
+                .manifest()
+                .files
+                .iter()
+                .filter(|f| f.path.rsplit_once('/').is_some_and(|(d, _)| d == dir))
+                .map(|f| root.join(&f.path))
+                .collect();
+            paths.extend(self.staged_by_part.get(key).into_iter().flatten().cloned());
+            let mut set = HashSet::new();
+            load_keys(&paths, &mut set)?;
+            self.cached_keys += set.len();
+            self.keys.insert(key.clone(), set);
+        }
+        self.keys
+            .get_mut(key)
+            .ok_or_else(|| IngestError::Internal("key cache".into()))
+    }
+
+    fn flush(&mut self, key: &PartitionKey) -> Result<()> {
+        let Some(p) = self.parts.remove(key) else {
+            return Ok(());
+        };
+        self.buffered = self.buffered.saturating_sub(p.bytes);
+        let time_idx = schema::column_index(schema::EVENT_TIME).unwrap_or(7);
+        let seen = self.keys_for(key)?;
+        let mut picks: Vec<(i64, usize, usize)> = Vec::with_capacity(p.rows);
+        let mut dups = 0u64;
+        for (b, (batch, keys)) in p.batches.iter().enumerate() {
+            let times = batch
+                .column(time_idx)
+                .as_primitive::<TimestampMicrosecondType>();
+            for (r, k) in keys.iter().enumerate() {
+                if seen.insert(*k) {
+                    picks.push((times.value(r), b, r));
+                } else {
+                    dups += 1;
+                }
+            }
+        }
+        self.cached_keys += picks.len();
+        self.summary.duplicates += dups;
+        if picks.is_empty() {
+            return Ok(());
+        }
+        picks.sort_by_key(|&(t, b, r)| (t, b, r));
+        let batches: Vec<&RecordBatch> = p.batches.iter().map(|(b, _)| b).collect();
+        let rows = picks.len();
+        let (staged, rel) = self.guard.new_file(key);
+        let mut out = Vec::new();
+        for chunk in picks.chunks(64 * 1024) {
+            let idx: Vec<(usize, usize)> = chunk.iter().map(|&(_, b, r)| (b, r)).collect();
+            out.push(
+                arrow::compute::interleave_record_batch(&batches, &idx)
+                    .map_err(|e| IngestError::arrow("assembling rows", e))?,
+            );
+        }
+        drop(batches);
+        drop(p);
+        if let Some(file) = write_file(staged.clone(), rel, key, out, rows)? {
+            self.summary.ingested += file.entry.rows;
+            self.staged_by_part
+                .entry(key.clone())
+                .or_default()
+                .push(staged);
+            self.staged.push(file);
+        }
+        Ok(())
+    }
+}
+
+/// Ingest `paths` into the store at `root` (created if missing).
+pub fn ingest(
+    root: &std::path::Path,
+    paths: &[PathBuf],
+    opts: &IngestOptions,
+    progress: &Progress,
+    on_wait: impl FnOnce(&str),
+) -> Result<IngestSummary> {
+    let started = Instant::now();
+    let (inputs, skipped) = source::discover(paths)?;
+    let store = Store::create(root)?;
+    let mut guard = store.lock(opts.wait_for_lock, on_wait)?;
+    let files_total = inputs
+        .iter()
+        .filter(|i| matches!(i, Input::File { .. }))
+        .count() as u64;
+    progress.files_total.store(files_total, Ordering::Relaxed);
+    progress.bytes_total.store(
+        inputs
+            .iter()
+            .map(|i| match i {
+                Input::File { size, .. } => *size,
+                Input::Stdin => 0,
+            })
+            .sum(),
+        Ordering::Relaxed,
+    );
+    let threads = if opts.threads == 0 {
+        std::thread::available_parallelism().map_or(2, |n| n.get())
+    } else {
+        opts.threads
+    };
+    let mut writer = Writer {
+        guard: &mut guard,
+        opts: opts.clone(),
+        parts: HashMap::new(),
+        buffered: 0,
+        staged: Vec::new(),
+        staged_by_part: HashMap::new(),
+        keys: HashMap::new(),
+        cached_keys: 0,
+        quarantine: None,
+        summary: IngestSummary {
+            store: root.display().to_string(),
+            files_read: inputs.len() as u64,
+            digest_files: skipped
+                .iter()
+                .filter(|s| s.reason == SkipReason::Digest)
+                .count() as u64,
+            skipped_files: skipped,
+            ..Default::default()
+        },
+    };
+
+    let (job_tx, job_rx) = sync_channel::<Job>(threads);
+    let (out_tx, out_rx) = sync_channel::<Decoded>(threads * 2);
+    let job_rx = Arc::new(Mutex::new(job_rx));
+    let result: Result<()> = std::thread::scope(|s| {
+        let inputs = &inputs;
+        let reader = s.spawn(move || read_inputs(inputs, &job_tx, progress, opts));
+        let mut workers = Vec::new();
+        for _ in 0..threads {
+            let rx: Arc<Mutex<Receiver<Job>>> = job_rx.clone();
+            let tx = out_tx.clone();
+            workers.push(s.spawn(move || {
+                loop {
+                    let job = match rx.lock() {
+                        Ok(guard) => guard.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok(job) = job else { return };
+                    if tx.send(decode(job, opts)).is_err() {
+                        return;
+                    }
+                }
+            }));
+        }
+        drop(out_tx);
+        let mut first_err = None;
+        for decoded in out_rx.iter() {
+            if first_err.is_none() {
+                if let Err(e) = writer.add(decoded, progress) {
+                    first_err = Some(e);
+                }
+            }
+        }
+        let panicked = reader.join().is_err() | workers.into_iter().any(|w| w.join().is_err());
+        if let Some(e) = first_err {
+            return Err(e);
+        }
+        if panicked {
+            return Err(IngestError::Internal("a decoder thread panicked".into()));
+        }
+        Ok(())
+    });
+    result?;
+
+    // Write what is left, then commit everything at once.
+    let keys: Vec<PartitionKey> = writer.parts.keys().cloned().collect();
+    for key in keys {
+        writer.flush(&key)?;
+    }
+    let mut extra = Vec::new();
+    if let Some((path, w)) = writer.quarantine.take() {
+        let f = w
+            .into_inner()
+            .map_err(|e| IngestError::io(path.clone(), e.into_error()))?;
+        f.sync_all().map_err(|e| IngestError::io(&path, e))?;
+        let name = format!(
+            "{}/{QUARANTINE}/g{:08}.ndjson",
+            trail_store::manifest::META_DIR,
+            writer.guard.next_generation()
+        );
+        writer.summary.quarantine_file = Some(store.root().join(&name).display().to_string());
+        extra.push((path, name));
+    }
+    let staged = std::mem::take(&mut writer.staged);
+    let mut summary = std::mem::take(&mut writer.summary);
+    summary.files_written = staged.len() as u64;
+    let touched: HashSet<String> = staged
+        .iter()
+        .filter_map(|f| f.entry.path.rsplit_once('/').map(|(d, _)| d.to_owned()))
+        .collect();
+    summary.partitions_written = touched.len() as u64;
+    summary.generation = guard.commit(staged, &[], extra)?;
+    if let Some(copts) = &opts.compact {
+        let c = compact_partitions(&mut guard, copts, Some(&touched))?;
+        if c.files_removed > 0 {
+            summary.generation = guard.manifest().generation;
+            summary.compaction = Some(c);
+        }
+    }
+    summary.bytes_read = progress.bytes_done.load(Ordering::Relaxed);
+    summary.elapsed_secs = started.elapsed().as_secs_f64();
+    Ok(summary)
+}

@@ -1,0 +1,398 @@
+//! Splitting a file's bytes into records, whatever shape it was delivered in.
+//!
+//! * one event per line (NDJSON): every line stands alone, so a bad line costs only itself;
+//! * one JSON document: a single event, an array of events, or `{"Records": [...]}`. Elements
+//!   are read one at a time, so a document truncated or corrupted in the middle still yields
+//!   every record before the damage;
+//! * CloudTrail digest files (`digestStartTime`, `logFiles`) are recognized and skipped.
+
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use serde_json::value::RawValue;
+
+/// Where a record was found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Location {
+    /// 1-based line of the record's first byte.
+    pub line: u64,
+    /// 0-based index within the file's `Records` array or top-level array, if any.
+    pub index: Option<u64>,
+}
+
+/// What the splitter found.
+#[derive(Debug)]
+pub enum Item<'a> {
+    /// The JSON text of one record (an object, as far as the splitter checked).
+    Record(&'a str, Location),
+    /// A piece of the file that is not a usable record, with the reason.
+    Bad {
+        text: &'a [u8],
+        loc: Location,
+        error: String,
+    },
+    /// The whole file is a CloudTrail digest file, not events.
+    Digest,
+}
+
+/// Byte-order mark that some tools put in front of UTF-8 files.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+fn skip_ws(buf: &[u8], mut pos: usize) -> usize {
+    while pos < buf.len() && matches!(buf[pos], b' ' | b'\t' | b'\n' | b'\r') {
+        pos += 1;
+    }
+    pos
+}
+
+fn line_at(buf: &[u8], offset: usize, first_line: u64) -> u64 {
+    first_line
+        + buf[..offset.min(buf.len())]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count() as u64
+}
+
+/// Does `buf` hold one JSON value per line? True when its first non-blank line is a complete
+/// JSON value on its own and more content follows.
+pub fn looks_like_lines(buf: &[u8]) -> bool {
+    let buf = buf.strip_prefix(BOM).unwrap_or(buf);
+    let start = skip_ws(buf, 0);
+    let Some(nl) = buf[start..].iter().position(|&b| b == b'\n') else {
+        return false;
+    };
+    let first = &buf[start..start + nl];
+    if skip_ws(buf, start + nl) >= buf.len() {
+        return false;
+    }
+    serde_json::from_slice::<IgnoredAny>(first).is_ok()
+}
+
+/// Split a whole file (already decompressed). `emit` is called for every item in order.
+pub fn split_file<'a>(buf: &'a [u8], emit: &mut dyn FnMut(Item<'a>)) {
+    let body = buf.strip_prefix(BOM).unwrap_or(buf);
+    let base = buf.len() - body.len();
+    if skip_ws(body, 0) == body.len() {
+        emit(Item::Bad {
+            text: b"",
+            loc: Location {
+                line: 1,
+                index: None,
+            },
+            error: if body.is_empty() {
+                "the file is empty".into()
+            } else {
+                "the file holds only whitespace".into()
+            },
+        });
+        return;
+    }
+    if looks_like_lines(body) {
+        split_lines(body, 1, emit);
+    } else {
+        split_document(&buf[base..], 1, emit);
+    }
+}
+
+/// Split a chunk of complete lines starting at line `first_line`.
+pub fn split_lines<'a>(buf: &'a [u8], first_line: u64, emit: &mut dyn FnMut(Item<'a>)) {
+    let mut line_no = first_line;
+    for line in buf.split(|&b| b == b'\n') {
+        let this = line_no;
+        line_no += 1;
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let line = line.strip_prefix(BOM).unwrap_or(line);
+        if skip_ws(line, 0) == line.len() {
+            continue;
+        }
+        split_document(line, this, emit);
+    }
+}
+
+#[derive(Deserialize)]
+struct Top<'a> {
+    #[serde(rename = "Records", alias = "records", borrow)]
+    records: Option<&'a RawValue>,
+    #[serde(rename = "digestStartTime")]
+    digest_start: Option<IgnoredAny>,
+    #[serde(rename = "logFiles")]
+    log_files: Option<IgnoredAny>,
+}
+
+fn describe(text: &str) -> &'static str {
+    match text.as_bytes().first() {
+        Some(b'"') => "a string",
+        Some(b'{') => "an object",
+        Some(b'[') => "an array",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'n') => "null",
+        _ => "a number",
+    }
+}
+
+/// Split one JSON document (a whole file, or one line) starting at line `first_line`.
+pub fn split_document<'a>(doc: &'a [u8], first_line: u64, emit: &mut dyn FnMut(Item<'a>)) {
+    let start = skip_ws(doc, 0);
+    let loc = Location {
+        line: line_at(doc, start, first_line),
+        index: None,
+    };
+    match doc.get(start) {
+        Some(b'[') => {
+            if let Some(end) = split_array(doc, start, first_line, emit) {
+                let rest = skip_ws(doc, end);
+                if rest < doc.len() {
+                    emit(Item::Bad {
+                        text: &doc[rest..],
+                        loc: Location {
+                            line: line_at(doc, rest, first_line),
+                            index: None,
+                        },
+                        error: "unexpected data after the array of events".into(),
+                    });
+                }
+            }
+        }
+        Some(b'{') => match serde_json::from_slice::<Top<'a>>(doc) {
+            Ok(top) => {
+                if let Some(records) = top.records {
+                    if records.get().starts_with('[') {
+                        let offset = records.get().as_ptr() as usize - doc.as_ptr() as usize;
+                        split_array(doc, offset, first_line, emit);
+                    } else {
+                        emit(Item::Bad {
+                            text: doc,
+                            loc,
+                            error: format!(
+                                "`Records` is {}, not an array of events",
+                                describe(records.get())
+                            ),
+                        });
+                    }
+                } else if top.digest_start.is_some() && top.log_files.is_some() {
+                    emit(Item::Digest);
+                } else {
+                    // A single event; checked to be one complete value by the parse above.
+                    match std::str::from_utf8(&doc[start..]) {
+                        Ok(text) => emit(Item::Record(text.trim_end(), loc)),
+                        Err(e) => emit(Item::Bad {
+                            text: doc,
+                            loc,
+                            error: format!("invalid UTF-8: {e}"),
+                        }),
+                    }
+                }
+            }
+            Err(err) => salvage_object(doc, start, first_line, err, emit),
+        },
+        _ => {
+            let error = match serde_json::from_slice::<&RawValue>(doc) {
+                Ok(v) => format!("the record is {}, not an event object", describe(v.get())),
+                Err(e) => format!("invalid JSON: {e}"),
+            };
+            emit(Item::Bad {
+                text: doc,
+                loc,
+                error,
+            })
+        }
+    }
+}
+
+/// Parse one JSON value at `pos`; returns the value's text and the position after it.
+fn value_at(doc: &[u8], pos: usize) -> Result<(&RawValue, usize), serde_json::Error> {
+    let mut stream = serde_json::Deserializer::from_slice(&doc[pos..]).into_iter::<&RawValue>();
+    match stream.next() {
+        Some(Ok(v)) => Ok((v, pos + stream.byte_offset())),
+        Some(Err(e)) => Err(e),
+        None => Err(serde::de::Error::custom("unexpected end of input")),
+    }
+}
+
+/// Emit the elements of the array opening at `open`; returns the position after its `]`, or
+/// `None` when the array was broken (the damage is emitted as a bad item).
+fn split_array<'a>(
+    doc: &'a [u8],
+    open: usize,
+    first_line: u64,
+    emit: &mut dyn FnMut(Item<'a>),
+) -> Option<usize> {
+    let mut pos = skip_ws(doc, open + 1);
+    let mut index = 0u64;
+    if doc.get(pos) == Some(&b']') {
+        return Some(pos + 1);
+    }
+    loop {
+        let loc = Location {
+            line: line_at(doc, pos, first_line),
+            index: Some(index),
+        };
+        match value_at(doc, pos) {
+            Ok((value, end)) => {
+                let text = value.get();
+                if text.starts_with('{') {
+                    emit(Item::Record(text, loc));
+                } else {
+                    emit(Item::Bad {
+                        text: text.as_bytes(),
+                        loc,
+                        error: format!("record {index} is {}, not an event object", describe(text)),
+                    });
+                }
+                pos = skip_ws(doc, end);
+                match doc.get(pos) {
+                    Some(b',') => pos = skip_ws(doc, pos + 1),
+                    Some(b']') => return Some(pos + 1),
+                    _ => {
+                        emit(Item::Bad {
+                            text: &doc[pos..],
+                            loc: Location {
+                                line: line_at(doc, pos, first_line),
+                                index: Some(index + 1),
+                            },
+                            error: format!(
+                                "the array is cut off or broken after record {index}: {}",
+                                if pos >= doc.len() {
+                                    "the file ends here (truncated?)".to_owned()
+                                } else {
+                                    format!("found `{}` where `,` or `]` belongs", doc[pos] as char)
+                                }
+                            ),
+                        });
+                        return None;
+                    }
+                }
+                index += 1;
+            }
+            Err(e) => {
+                emit(Item::Bad {
+                    text: &doc[pos..],
+                    loc,
+                    error: format!(
+                        "record {index} is not valid JSON ({e}); it and the rest of the file \
+                         ({} bytes) are quarantined",
+                        doc.len() - pos
+                    ),
+                });
+                return None;
+            }
+        }
+    }
+}
+
+/// The document is an object that failed to parse: look for a `Records` array before the damage
+/// so the records ahead of it are still ingested.
+fn salvage_object<'a>(
+    doc: &'a [u8],
+    start: usize,
+    first_line: u64,
+    err: serde_json::Error,
+    emit: &mut dyn FnMut(Item<'a>),
+) {
+    let mut pos = skip_ws(doc, start + 1);
+    while doc.get(pos) == Some(&b'"') {
+        let Ok((key, end)) = value_at(doc, pos) else {
+            break;
+        };
+        pos = skip_ws(doc, end);
+        if doc.get(pos) != Some(&b':') {
+            break;
+        }
+        pos = skip_ws(doc, pos + 1);
+        let is_records = matches!(key.get(), "\"Records\"" | "\"records\"");
+        if is_records && doc.get(pos) == Some(&b'[') {
+            if let Some(end) = split_array(doc, pos, first_line, emit) {
+                // The records are whole, but the document around them is not.
+                emit(Item::Bad {
+                    text: &doc[end..],
+                    loc: Location {
+                        line: line_at(doc, end, first_line),
+                        index: None,
+                    },
+                    error: format!("the document is damaged after its Records array: {err}"),
+                });
+            }
+            return;
+        }
+        let Ok((_, end)) = value_at(doc, pos) else {
+            break;
+        };
+        pos = skip_ws(doc, end);
+        if doc.get(pos) != Some(&b',') {
+            break;
+        }
+        pos = skip_ws(doc, pos + 1);
+    }
+    emit(Item::Bad {
+        text: doc,
+        loc: Location {
+            line: line_at(doc, start, first_line),
+            index: None,
+        },
+        error: format!("invalid JSON: {err}"),
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(buf: &[u8]) -> (Vec<(String, Location)>, Vec<(Location, String)>, bool) {
+        let mut good = vec![];
+        let mut bad = vec![];
+        let mut digest = false;
+        split_file(buf, &mut |item| match item {
+            Item::Record(t, l) => good.push((t.to_owned(), l)),
+            Item::Bad { loc, error, .. } => bad.push((loc, error)),
+            Item::Digest => digest = true,
+        });
+        (good, bad, digest)
+    }
+
+    #[test]
+    fn shapes() {
+        let (g, b, _) = run(br#"{"eventName":"a"}"#);
+        assert_eq!((g.len(), b.len()), (1, 0));
+        let (g, b, _) = run(b"[{\"a\":1},\n{\"b\":2}]");
+        assert_eq!((g.len(), b.len()), (2, 0));
+        assert_eq!(
+            g[1].1,
+            Location {
+                line: 2,
+                index: Some(1)
+            }
+        );
+        let (g, b, _) = run(b"{\"Records\":[{\"a\":1},{\"b\":2}]}");
+        assert_eq!((g.len(), b.len()), (2, 0));
+        let (g, b, _) = run(b"{\"a\":1}\n\n{\"b\":2}\r\n{bad\n{\"c\":3}\n");
+        assert_eq!(g.len(), 3);
+        assert_eq!(b.len(), 1);
+        assert_eq!(b[0].0.line, 4);
+        let (g, _, d) = run(br#"{"digestStartTime":"x","logFiles":[]}"#);
+        assert!(g.is_empty() && d);
+        let (g, b, _) = run(b"{\n  \"eventName\": \"pretty\",\n  \"x\": 1\n}\n");
+        assert_eq!((g.len(), b.len()), (1, 0));
+    }
+
+    #[test]
+    fn truncated_records_keep_the_good_ones() {
+        let (g, b, _) = run(b"{\"Records\":[{\"a\":1},{\"b\":2},{\"c\":");
+        assert_eq!(g.len(), 2);
+        assert_eq!(b.len(), 1);
+        assert_eq!(b[0].0.index, Some(2));
+        let (g, b, _) = run(b"{\"Records\":[{\"a\":1}");
+        assert_eq!((g.len(), b.len()), (1, 1));
+        let (g, b, _) = run(b"{\"Records\":\"nope\"}");
+        assert_eq!(g.len(), 0);
+        assert!(b[0].1.contains("not an array"), "{}", b[0].1);
+    }
+
+    #[test]
+    fn empty_and_bom() {
+        let (g, b, _) = run(b"");
+        assert_eq!((g.len(), b.len()), (0, 1));
+        let (g, b, _) = run(b"\xEF\xBB\xBF{\"a\":1}");
+        assert_eq!((g.len(), b.len()), (1, 0));
+        let (_, b, _) = run(b"42");
+        assert!(b[0].1.contains("a number"));
+    }
+}

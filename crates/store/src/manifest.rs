@@ -1,0 +1,526 @@
+//! The manifest and the commit protocol.
+//!
+//! The manifest (`_trail/manifest.json`) lists every committed event file. A writer holds
+//! `_trail/LOCK`, writes new files into `_trail/staging/` and fsyncs them, then commits by
+//! atomically replacing the manifest with one that lists the new files at their final paths and
+//! records the renames and deletions still to do (`pending`). Only then are files renamed into
+//! `events/` and replaced files deleted. A crash before the commit leaves the old manifest and
+//! orphans in staging (removed by the next writer); a crash after it leaves `pending`, which the
+//! next writer (or [`Store::recover`]) finishes. A file under `events/` is therefore always
+//! complete, and the manifest always names exactly the committed events.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{IoContext, Result, StoreError};
+use crate::fsutil::{create_dir_all_durable, sync_dir, write_atomic};
+use crate::layout::PartitionKey;
+
+/// Name of the metadata directory inside a store.
+pub const META_DIR: &str = "_trail";
+const MANIFEST: &str = "manifest.json";
+const LOCK: &str = "LOCK";
+const STAGING: &str = "staging";
+/// Directory (under `_trail/`) holding quarantined records.
+pub const QUARANTINE: &str = "quarantine";
+const FORMAT: &str = "trail-store/1";
+
+/// One committed event file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// Path relative to the store root, `/`-separated.
+    pub path: String,
+    pub region: Option<String>,
+    /// `YYYY-MM-DD`, the UTC date of every eventTime in the file.
+    pub date: String,
+    pub rows: u64,
+    pub bytes: u64,
+    /// Smallest and largest eventTime, microseconds since the epoch (UTC).
+    pub min_time_us: i64,
+    pub max_time_us: i64,
+    /// The commit that added the file.
+    pub generation: u64,
+}
+
+impl FileEntry {
+    /// The partition the file belongs to.
+    pub fn partition(&self) -> Result<PartitionKey> {
+        PartitionKey::parse_dir(&self.path)
+    }
+}
+
+/// Work a commit still has to do on disk.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pending {
+    /// (from, to), relative to the store root.
+    pub renames: Vec<(String, String)>,
+    /// Files no longer in the manifest, relative to the store root.
+    pub deletes: Vec<String>,
+}
+
+impl Pending {
+    fn is_empty(&self) -> bool {
+        self.renames.is_empty() && self.deletes.is_empty()
+    }
+}
+
+/// The committed state of a store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: String,
+    /// Incremented by every commit.
+    pub generation: u64,
+    pub files: Vec<FileEntry>,
+    #[serde(default, skip_serializing_if = "Pending::is_empty")]
+    pub pending: Pending,
+}
+
+impl Manifest {
+    fn empty() -> Self {
+        Manifest {
+            format: FORMAT.to_owned(),
+            generation: 0,
+            files: Vec::new(),
+            pending: Pending::default(),
+        }
+    }
+}
+
+/// A store directory.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+impl Store {
+    /// Open an existing store; an error that says how to create one if there is none.
+    pub fn open(root: impl AsRef<Path>) -> Result<Self> {
+        let root = root.as_ref().to_path_buf();
+        if !root.join(META_DIR).join(MANIFEST).is_file() {
+            return Err(StoreError::NotAStore { path: root });
+        }
+        Ok(Store { root })
+    }
+
+    /// Open a store, creating an empty one if `root` holds none.
+    pub fn create(root: impl AsRef<Path>) -> Result<Self> {
+        let root = root.as_ref().to_path_buf();
+        let meta = root.join(META_DIR);
+        let store = Store { root };
+        if meta.join(MANIFEST).is_file() {
+            return Ok(store);
+        }
+        create_dir_all_durable(&meta)?;
+        create_dir_all_durable(&store.root.join(crate::layout::EVENTS_DIR))?;
+        // Take the lock so two creators cannot race on the first manifest.
+        let lock = store.open_lock_file()?;
+        lock.lock().at(&store.lock_path())?;
+        if !meta.join(MANIFEST).is_file() {
+            let m = Manifest::empty();
+            write_atomic(&meta.join(MANIFEST), &manifest_bytes(&m)?)?;
+        }
+        drop(lock);
+        Ok(store)
+    }
+
+    /// The store's root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn meta(&self) -> PathBuf {
+        self.root.join(META_DIR)
+    }
+
+    fn lock_path(&self) -> PathBuf {
+        self.meta().join(LOCK)
+    }
+
+    fn open_lock_file(&self) -> Result<File> {
+        let p = self.lock_path();
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&p)
+            .at(&p)
+    }
+
+    /// Read the committed manifest.
+    pub fn manifest(&self) -> Result<Manifest> {
+        let p = self.meta().join(MANIFEST);
+        let bytes = fs::read(&p).at(&p)?;
+        let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| StoreError::BadManifest {
+            path: p.clone(),
+            reason: e.to_string(),
+        })?;
+        if m.format != FORMAT {
+            return Err(StoreError::BadManifest {
+                path: p,
+                reason: format!("format `{}` is not `{FORMAT}`", m.format),
+            });
+        }
+        Ok(m)
+    }
+
+    /// The committed files, each with the path it can be read from right now.
+    pub fn snapshot(&self) -> Result<Snapshot> {
+        let manifest = self.manifest()?;
+        let staged: BTreeMap<&str, &str> = manifest
+            .pending
+            .renames
+            .iter()
+            .map(|(from, to)| (to.as_str(), from.as_str()))
+            .collect();
+        let mut files = Vec::with_capacity(manifest.files.len());
+        for entry in &manifest.files {
+            let mut path = self.root.join(&entry.path);
+            if let Some(from) = staged.get(entry.path.as_str()) {
+                let staged_path = self.root.join(from);
+                if !path.exists() && staged_path.exists() {
+                    path = staged_path;
+                }
+            }
+            files.push((entry.clone(), path));
+        }
+        Ok(Snapshot {
+            root: self.root.clone(),
+            generation: manifest.generation,
+            files,
+        })
+    }
+
+    /// Take the writer lock. When another process holds it, `wait` decides between waiting
+    /// (after calling `on_wait` with a description of the holder) and failing.
+    pub fn lock(&self, wait: bool, on_wait: impl FnOnce(&str)) -> Result<WriteGuard> {
+        let mut file = self.open_lock_file()?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                let holder = holder.trim().to_owned();
+                let holder = if holder.is_empty() {
+                    "unknown process".to_owned()
+                } else {
+                    holder
+                };
+                if !wait {
+                    return Err(StoreError::Locked {
+                        path: self.root.clone(),
+                        holder,
+                    });
+                }
+                on_wait(&holder);
+                file.lock().at(&self.lock_path())?;
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(StoreError::io(self.lock_path(), e)),
+        }
+        let info = format!(
+            "pid {}, since {}",
+            std::process::id(),
+            chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
+        );
+        let _ = file.set_len(0);
+        let _ = file.rewind();
+        let _ = file.write_all(info.as_bytes());
+        let mut guard = WriteGuard {
+            store: self.clone(),
+            _lock: file,
+            manifest: Manifest::empty(),
+            next_seq: 0,
+        };
+        guard.recover()?;
+        Ok(guard)
+    }
+
+    /// The staging directory (only the lock holder writes there).
+    pub fn staging_dir(&self) -> PathBuf {
+        self.meta().join(STAGING)
+    }
+
+    /// The quarantine directory.
+    pub fn quarantine_dir(&self) -> PathBuf {
+        self.meta().join(QUARANTINE)
+    }
+}
+
+fn manifest_bytes(m: &Manifest) -> Result<Vec<u8>> {
+    serde_json::to_vec_pretty(m).map_err(|e| StoreError::BadManifest {
+        path: PathBuf::from(MANIFEST),
+        reason: e.to_string(),
+    })
+}
+
+/// The committed files of a store at one generation.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub root: PathBuf,
+    pub generation: u64,
+    /// Each entry with the absolute path it can be read from.
+    pub files: Vec<(FileEntry, PathBuf)>,
+}
+
+impl Snapshot {
+    /// Events in the store.
+    pub fn total_rows(&self) -> u64 {
+        self.files.iter().map(|(f, _)| f.rows).sum()
+    }
+
+    /// Bytes of event files.
+    pub fn total_bytes(&self) -> u64 {
+        self.files.iter().map(|(f, _)| f.bytes).sum()
+    }
+
+    /// Files grouped by partition directory.
+    pub fn partitions(&self) -> BTreeMap<String, Vec<&FileEntry>> {
+        let mut out: BTreeMap<String, Vec<&FileEntry>> = BTreeMap::new();
+        for (f, _) in &self.files {
+            let dir = f.path.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+            out.entry(dir.to_owned()).or_default().push(f);
+        }
+        out
+    }
+}
+
+/// A file written to staging, ready to be committed.
+#[derive(Debug, Clone)]
+pub struct StagedFile {
+    /// Absolute path in staging.
+    pub staged: PathBuf,
+    /// What the manifest will say about it (path = final relative path).
+    pub entry: FileEntry,
+}
+
+/// The writer lock and the manifest it protects. Dropping it releases the lock.
+#[derive(Debug)]
+pub struct WriteGuard {
+    store: Store,
+    _lock: File,
+    manifest: Manifest,
+    next_seq: u64,
+}
+
+impl WriteGuard {
+    /// The store this guard writes.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The manifest as of the last commit.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// Finish a commit interrupted by a crash and remove orphans from staging.
+    fn recover(&mut self) -> Result<()> {
+        self.manifest = self.store.manifest()?;
+        if !self.manifest.pending.is_empty() {
+            tracing::info!(
+                generation = self.manifest.generation,
+                "finishing an interrupted commit"
+            );
+            self.apply_pending()?;
+        }
+        let staging = self.store.staging_dir();
+        if staging.is_dir() {
+            fs::remove_dir_all(&staging).at(&staging)?;
+        }
+        create_dir_all_durable(&staging)?;
+        Ok(())
+    }
+
+    /// Do the file moves of the committed manifest. Deletions go first: a reader that globs
+    /// `events/` (and so does not know the manifest) may briefly miss events replaced by
+    /// compaction, but never sees them twice. Readers of the manifest see every event exactly
+    /// once throughout (a committed file still in staging is read from there).
+    fn apply_pending(&mut self) -> Result<()> {
+        let root = self.store.root.clone();
+        let mut dirs = std::collections::BTreeSet::new();
+        for rel in &self.manifest.pending.deletes {
+            let p = root.join(rel);
+            match fs::remove_file(&p) {
+                Ok(()) => {
+                    if let Some(dir) = p.parent() {
+                        dirs.insert(dir.to_path_buf());
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StoreError::io(p, e)),
+            }
+        }
+        for dir in &dirs {
+            sync_dir(dir)?;
+        }
+        for (from, to) in &self.manifest.pending.renames {
+            let (from, to) = (root.join(from), root.join(to));
+            if from.exists() {
+                if let Some(dir) = to.parent() {
+                    create_dir_all_durable(dir)?;
+                    dirs.insert(dir.to_path_buf());
+                }
+                fs::rename(&from, &to).at(&to)?;
+            } else if !to.exists() {
+                return Err(StoreError::BadManifest {
+                    path: to,
+                    reason: "a committed file is missing from both staging and events".into(),
+                });
+            }
+        }
+        for dir in &dirs {
+            if dir.exists() {
+                sync_dir(dir)?;
+            }
+        }
+        // Remove partition directories that compaction emptied.
+        for dir in &dirs {
+            if dir.starts_with(root.join(crate::layout::EVENTS_DIR)) {
+                let _ = fs::remove_dir(dir);
+            }
+        }
+        self.manifest.pending = Pending::default();
+        write_atomic(
+            &self.store.meta().join(MANIFEST),
+            &manifest_bytes(&self.manifest)?,
+        )
+    }
+
+    /// A fresh path in staging and the final relative path for a new file of `key`.
+    pub fn new_file(&mut self, key: &PartitionKey) -> (PathBuf, String) {
+        self.next_seq += 1;
+        let name = format!(
+            "part-g{:08}-{:06}.parquet",
+            self.manifest.generation + 1,
+            self.next_seq
+        );
+        let staged = self.store.staging_dir().join(&name);
+        (staged, format!("{}/{name}", key.dir()))
+    }
+
+    /// A fresh staging path for a file that is not an event file (a quarantine file).
+    pub fn new_staging_path(&mut self, name: &str) -> PathBuf {
+        self.next_seq += 1;
+        self.store
+            .staging_dir()
+            .join(format!("{:06}-{name}", self.next_seq))
+    }
+
+    /// The generation the next commit will have.
+    pub fn next_generation(&self) -> u64 {
+        self.manifest.generation + 1
+    }
+
+    /// Commit: add `added` event files, drop `removed` ones (relative paths), and move `extra`
+    /// staged files (absolute staging path, final path relative to the store) into place.
+    /// Staged files must already be fsynced. Returns the new generation.
+    pub fn commit(
+        &mut self,
+        added: Vec<StagedFile>,
+        removed: &[String],
+        extra: Vec<(PathBuf, String)>,
+    ) -> Result<u64> {
+        if added.is_empty() && removed.is_empty() && extra.is_empty() {
+            return Ok(self.manifest.generation);
+        }
+        sync_dir(&self.store.staging_dir())?;
+        let mut next = self.manifest.clone();
+        next.generation += 1;
+        next.files.retain(|f| !removed.contains(&f.path));
+        let rel = |p: &Path| -> String {
+            p.strip_prefix(&self.store.root)
+                .unwrap_or(p)
+                .to_string_lossy()
+                .replace('\\', "/")
+        };
+        for staged in added {
+            next.pending
+                .renames
+                .push((rel(&staged.staged), staged.entry.path.clone()));
+            let mut entry = staged.entry;
+            entry.generation = next.generation;
+            next.files.push(entry);
+        }
+        for (from, to) in extra {
+            next.pending.renames.push((rel(&from), to));
+        }
+        next.pending.deletes = removed.to_vec();
+        next.files.sort_by(|a, b| a.path.cmp(&b.path));
+        // The commit point.
+        write_atomic(&self.store.meta().join(MANIFEST), &manifest_bytes(&next)?)?;
+        self.manifest = next;
+        self.apply_pending()?;
+        Ok(self.manifest.generation)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_says_how_to_create() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = Store::open(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("trail ingest"), "{err}");
+    }
+
+    #[test]
+    fn commit_moves_files_and_recovers_pending() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::create(dir.path()).unwrap();
+        let mut g = store.lock(false, |_| {}).unwrap();
+        let key = PartitionKey::new(Some("cn-hangzhou"), "2020-12-17".parse().unwrap());
+        let (staged, rel) = g.new_file(&key);
+        fs::write(&staged, b"x").unwrap();
+        let entry = FileEntry {
+            path: rel.clone(),
+            region: key.region.clone(),
+            date: "2020-12-17".into(),
+            rows: 1,
+            bytes: 1,
+            min_time_us: 0,
+            max_time_us: 0,
+            generation: 0,
+        };
+        let generation = g
+            .commit(vec![StagedFile { staged, entry }], &[], vec![])
+            .unwrap();
+        assert_eq!(generation, 1);
+        assert!(dir.path().join(&rel).is_file());
+        // A second writer must fail fast while the first holds the lock.
+        let err = store.lock(false, |_| {}).unwrap_err();
+        assert!(matches!(err, StoreError::Locked { .. }), "{err}");
+        drop(g);
+
+        // Simulate a crash right after a commit point: pending renames still to do.
+        let mut m = store.manifest().unwrap();
+        let staged = store.staging_dir().join("orphan-commit.parquet");
+        fs::write(&staged, b"y").unwrap();
+        let rel2 = format!("{}/part-late.parquet", key.dir());
+        m.pending.renames.push((
+            format!("{META_DIR}/{STAGING}/orphan-commit.parquet"),
+            rel2.clone(),
+        ));
+        m.files.push(FileEntry {
+            path: rel2.clone(),
+            ..m.files[0].clone()
+        });
+        write_atomic(
+            &dir.path().join(META_DIR).join(MANIFEST),
+            &manifest_bytes(&m).unwrap(),
+        )
+        .unwrap();
+        // Readers find the file where it is now.
+        let snap = store.snapshot().unwrap();
+        assert!(snap.files.iter().all(|(_, p)| p.exists()));
+        let g = store.lock(false, |_| {}).unwrap();
+        assert!(g.manifest().pending.is_empty());
+        assert!(dir.path().join(&rel2).is_file());
+        assert_eq!(store.snapshot().unwrap().total_rows(), 2);
+    }
+}
