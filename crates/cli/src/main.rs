@@ -158,7 +158,7 @@ fn main() -> ExitCode {
             for cause in e.chain().skip(1) {
                 msg.push_str(&format!("\n  caused by: {cause}"));
             }
-            eprintln!("{}", visible(&msg));
+            eprintln!("{}", display::visible_table(&msg));
             ExitCode::FAILURE
         }
     }
@@ -234,13 +234,20 @@ fn ingest(store: &std::path::Path, args: IngestArgs) -> Result<ExitCode> {
             human_bytes(summary.bytes_read),
             summary.elapsed_secs
         )?;
-        let skipped = summary.skipped_files.len() as u64
-            - summary.digest_files.min(summary.skipped_files.len() as u64);
-        if summary.insight_events > 0 || summary.digest_files > 0 || skipped > 0 {
+        let count = |r: trail_ingest::source::SkipReason| {
+            summary
+                .skipped_files
+                .iter()
+                .filter(|s| s.reason == r)
+                .count()
+        };
+        let insight_files = count(trail_ingest::source::SkipReason::Insight);
+        let other_files = count(trail_ingest::source::SkipReason::NotEvents);
+        if summary.insight_events + summary.digest_files > 0 || insight_files + other_files > 0 {
             writeln!(
                 out,
-                "not events: {} insight events, {} digest files, {} other files skipped",
-                summary.insight_events, summary.digest_files, skipped
+                "not management events: {} digest files, {} insight files, {} insight events, {} other files skipped",
+                summary.digest_files, insight_files, summary.insight_events, other_files
             )?;
         }
         if summary.ingested == 0 && summary.quarantined == 0 {

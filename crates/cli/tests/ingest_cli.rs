@@ -65,7 +65,10 @@ fn testdata_ingests_and_second_run_writes_nothing() {
         out.contains("14 ingested, 0 duplicates skipped, 0 quarantined"),
         "{out}"
     );
-    assert!(out.contains("1 insight events, 1 digest files"), "{out}");
+    assert!(
+        out.contains("1 digest files, 1 insight files, 0 insight events, 0 other files"),
+        "{out}"
+    );
     // Partitioned by the event's own date: the late cn-shanghai event lands on 2020-12-17.
     assert!(
         store
@@ -402,7 +405,7 @@ fn event_ids(store: &Path, via_manifest: bool) -> Vec<String> {
 }
 
 fn arrow_string(b: &datafusion::arrow::array::RecordBatch) -> Vec<String> {
-    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::array::{Array, AsArray};
     let a = b.column(0).as_string::<i32>();
     (0..a.len()).map(|i| a.value(i).to_owned()).collect()
 }
@@ -532,9 +535,10 @@ fn duckdb_and_pyarrow_read_the_store() {
     let script = r#"
 import sys, duckdb, pyarrow.dataset as ds
 root = sys.argv[1]
-d = duckdb.sql(f"SELECT count(*), count(DISTINCT eventId), min(eventDate)::VARCHAR FROM read_parquet('{root}/events/**/*.parquet', hive_partitioning = true)").fetchone()
+con = duckdb.connect()
+d = con.execute(f"SELECT count(*), count(DISTINCT eventId), min(eventDate)::VARCHAR FROM read_parquet('{root}/events/**/*.parquet', hive_partitioning = true)").fetchall()[0]
 t = ds.dataset(root + "/events", format="parquet", partitioning="hive")
-u = duckdb.sql(f"SELECT count(*) FROM read_parquet('{root}/events/**/*.parquet') WHERE userIdentity.userName = 'root'").fetchone()
+u = con.execute(f"SELECT count(*) FROM read_parquet('{root}/events/**/*.parquet') WHERE userIdentity.userName = 'root'").fetchall()[0]
 print(d[0], d[1], d[2], t.count_rows(), u[0])
 "#;
     let o = Command::new("python3")

@@ -13,7 +13,7 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
 
 /// Create `dir` and its missing parents, fsyncing each parent that gained an entry.
 pub fn create_dir_all_durable(dir: &Path) -> Result<()> {
-    if dir.is_dir() {
+    if dir.as_os_str().is_empty() || dir.is_dir() {
         return Ok(());
     }
     if let Some(parent) = dir.parent() {
@@ -24,16 +24,19 @@ pub fn create_dir_all_durable(dir: &Path) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
         Err(e) => return Err(crate::StoreError::io(dir, e)),
     }
-    if let Some(parent) = dir.parent() {
-        sync_dir(parent)?;
+    match dir.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => sync_dir(parent),
+        _ => sync_dir(Path::new(".")),
     }
-    Ok(())
 }
 
 /// Write `bytes` to `path` so that a reader sees either the old content or the new, never a
 /// mix: write a temporary sibling, fsync it, rename it over `path`, fsync the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
     let tmp = path.with_extension("tmp");
     {
         let mut f = File::create(&tmp).at(&tmp)?;
