@@ -59,10 +59,10 @@ fn decode(c: &mut Criterion) {
         b.iter(|| {
             let mut builder = BatchBuilder::default();
             for l in &lines {
-                if let Ok(e) = parse_event(l) {
-                    if let Ok(c) = check(&e, &opts) {
-                        builder.append(&e, &c, l);
-                    }
+                if let Ok(e) = parse_event(l)
+                    && let Ok(c) = check(&e, &opts)
+                {
+                    builder.append(&e, &c, l);
                 }
             }
             builder.finish().0.num_rows()

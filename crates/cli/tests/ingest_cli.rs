@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
 //! `trail ingest` driven as a user would: a real process, its exit code, stdout and stderr.
 
 use std::io::Write;

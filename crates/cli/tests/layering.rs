@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
 //! The crate graph points one way: `cli -> insight -> query -> store`, `cli -> ingest -> store`.
 //! A crate may use what lies below it on its own chain (and the leaf generator); `ingest` and
 //! `query` never depend on each other. This test fails when an edge outside that appears.
@@ -14,14 +15,13 @@ fn trail_deps(manifest: &str) -> BTreeSet<String> {
             in_deps = line.ends_with("dependencies]");
             continue;
         }
-        if in_deps {
-            if let Some(name) = line
+        if in_deps
+            && let Some(name) = line
                 .split(['=', ' ', '.'])
                 .next()
                 .filter(|n| n.starts_with("trail-"))
-            {
-                out.insert(name.to_owned());
-            }
+        {
+            out.insert(name.to_owned());
         }
     }
     out

@@ -540,10 +540,10 @@ fn counts(cfg: &GenConfig) -> Vec<Vec<u64>> {
     let cells = regions * cfg.days.max(1) as usize;
     let mut out = vec![vec![0u64; cfg.days.max(1) as usize]; regions];
     let mut assigned = 0u64;
-    for (r, wr) in w.iter().enumerate() {
-        for d in 0..cfg.days.max(1) as usize {
-            let n = (cfg.events as f64 * wr / total_w / cfg.days.max(1) as f64).floor() as u64;
-            out[r][d] = n;
+    for (row, wr) in out.iter_mut().zip(&w) {
+        let n = (cfg.events as f64 * wr / total_w / cfg.days.max(1) as f64).floor() as u64;
+        for cell in row.iter_mut() {
+            *cell = n;
             assigned += n;
         }
     }

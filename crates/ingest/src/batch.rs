@@ -190,14 +190,14 @@ pub fn check<'a>(e: &Event<'a>, opts: &NormalizeOptions) -> Result<Checked<'a>, 
     let date = date_of(time_us)
         .ok_or_else(|| Rejection::Bad(format!("eventTime `{time_text}` is out of range")))?;
     let region = e.acs_region.as_deref().map(str::trim);
-    if let Some(r) = region {
-        if r.len() > MAX_REGION_BYTES {
-            return Err(Rejection::Bad(format!(
-                "acsRegion is {} bytes long (`{}`); region names are at most {MAX_REGION_BYTES}",
-                r.len(),
-                truncate(r, 40).escape_debug()
-            )));
-        }
+    if let Some(r) = region
+        && r.len() > MAX_REGION_BYTES
+    {
+        return Err(Rejection::Bad(format!(
+            "acsRegion is {} bytes long (`{}`); region names are at most {MAX_REGION_BYTES}",
+            r.len(),
+            truncate(r, 40).escape_debug()
+        )));
     }
     let event_rw = match (&e.event_rw, e.read_only, &e.event_name) {
         (Some(rw), _, _) => Some(rw.clone()),

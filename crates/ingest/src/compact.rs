@@ -137,10 +137,10 @@ fn merge_sorted(
         let exhausted = c.batch.as_ref().is_none_or(|b| c.row >= b.num_rows());
         if exhausted {
             slot[i] = None;
-            if c.advance_batch()? {
-                if let Some(t) = c.time() {
-                    heap.push(Reverse((t, i)));
-                }
+            if c.advance_batch()?
+                && let Some(t) = c.time()
+            {
+                heap.push(Reverse((t, i)));
             }
         } else if let Some(t) = c.time() {
             heap.push(Reverse((t, i)));

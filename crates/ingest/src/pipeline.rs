@@ -642,10 +642,10 @@ pub fn ingest(
         drop(out_tx);
         let mut first_err = None;
         for decoded in out_rx.iter() {
-            if first_err.is_none() {
-                if let Err(e) = writer.add(decoded, progress) {
-                    first_err = Some(e);
-                }
+            if first_err.is_none()
+                && let Err(e) = writer.add(decoded, progress)
+            {
+                first_err = Some(e);
             }
         }
         let panicked = reader.join().is_err() | workers.into_iter().any(|w| w.join().is_err());

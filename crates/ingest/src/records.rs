@@ -95,10 +95,7 @@ pub fn split_file<'a>(buf: &'a [u8], emit: &mut dyn FnMut(Item<'a>)) {
 
 /// Split a chunk of complete lines starting at line `first_line`.
 pub fn split_lines<'a>(buf: &'a [u8], first_line: u64, emit: &mut dyn FnMut(Item<'a>)) {
-    let mut line_no = first_line;
-    for line in buf.split(|&b| b == b'\n') {
-        let this = line_no;
-        line_no += 1;
+    for (this, line) in (first_line..).zip(buf.split(|&b| b == b'\n')) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let line = line.strip_prefix(BOM).unwrap_or(line);
         if skip_ws(line, 0) == line.len() {
@@ -336,7 +333,9 @@ fn salvage_object<'a>(
 mod tests {
     use super::*;
 
-    fn run(buf: &[u8]) -> (Vec<(String, Location)>, Vec<(Location, String)>, bool) {
+    type Split = (Vec<(String, Location)>, Vec<(Location, String)>, bool);
+
+    fn run(buf: &[u8]) -> Split {
         let mut good = vec![];
         let mut bad = vec![];
         let mut digest = false;

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
 //! The malformed-input corpus: every case is ingested into a fresh store and must end with the
 //! stated number of good and quarantined records, the stated reason, and no panic.
 
@@ -417,7 +418,7 @@ fn malformed_corpus() {
         let store = dir.path().join("store");
         let s = match trail_ingest::ingest(
             &store,
-            &[file.clone()],
+            std::slice::from_ref(&file),
             &opts(),
             &trail_ingest::Progress::default(),
             |_| {},
@@ -494,7 +495,7 @@ fn huge_event_is_kept_whole_or_quarantined_by_limit() {
     );
     let file = dir.path().join("big.json");
     std::fs::write(&file, &rec).unwrap();
-    let s = ingest(&dir.path().join("s1"), &[file.clone()], &opts());
+    let s = ingest(&dir.path().join("s1"), std::slice::from_ref(&file), &opts());
     assert_eq!((s.ingested, s.quarantined), (1, 0));
     let raw = strings(&read_all(&dir.path().join("s1")), "raw");
     assert_eq!(raw[0].as_deref().map(str::len), Some(rec.len()));

@@ -1,4 +1,4 @@
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 //! Helpers shared by the ingest tests.
 
 use std::io::Write;
