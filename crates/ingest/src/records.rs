@@ -53,18 +53,24 @@ fn line_at(buf: &[u8], offset: usize, first_line: u64) -> u64 {
 }
 
 /// Does `buf` hold one JSON value per line? True when its first non-blank line is a complete
-/// JSON value on its own and more content follows.
+/// JSON value on its own and more content follows; or when that first line looks like a whole
+/// record that is broken inside (it opens and closes like one) and the next line is complete.
 pub fn looks_like_lines(buf: &[u8]) -> bool {
     let buf = buf.strip_prefix(BOM).unwrap_or(buf);
-    let start = skip_ws(buf, 0);
-    let Some(nl) = buf[start..].iter().position(|&b| b == b'\n') else {
+    let mut lines = buf
+        .split(|&b| b == b'\n')
+        .map(|l| l.trim_ascii())
+        .filter(|l| !l.is_empty());
+    let (Some(first), Some(second)) = (lines.next(), lines.next()) else {
         return false;
     };
-    let first = &buf[start..start + nl];
-    if skip_ws(buf, start + nl) >= buf.len() {
-        return false;
+    let complete = |l: &[u8]| serde_json::from_slice::<IgnoredAny>(l).is_ok();
+    if complete(first) {
+        return true;
     }
-    serde_json::from_slice::<IgnoredAny>(first).is_ok()
+    let whole_shape =
+        matches!(first.first(), Some(b'{' | b'[')) && matches!(first.last(), Some(b'}' | b']'));
+    whole_shape && matches!(second.first(), Some(b'{' | b'[')) && complete(second)
 }
 
 /// Split a whole file (already decompressed). `emit` is called for every item in order.
