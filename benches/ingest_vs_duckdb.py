@@ -44,6 +44,7 @@ import duckdb, sys, json
 src, out, threads, columns = sys.argv[1], sys.argv[2], int(sys.argv[3]), json.loads(sys.argv[4])
 con = duckdb.connect()
 con.execute(f"SET threads = {threads}")
+con.execute("SET enable_progress_bar = false")
 cols = "{" + ", ".join(f"'{k}': '{v}'" for k, v in columns.items()) + "}"
 con.execute(f'''
 COPY (

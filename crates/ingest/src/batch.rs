@@ -154,17 +154,28 @@ impl Default for BatchBuilder {
     }
 }
 
-/// A record checked and ready to append: its partition, time and derived values.
-pub struct Checked<'a> {
-    pub key: PartitionKey,
+/// A record checked and ready to append: its partition, time and derived values, all borrowed
+/// from the event (nothing is allocated per record here).
+pub struct Checked<'e> {
+    /// The region, trimmed; `None` when missing or empty.
+    pub region: Option<&'e str>,
+    /// The UTC date of eventTime.
+    pub date: NaiveDate,
     time_us: i64,
-    event_rw: Option<Cow<'a, str>>,
-    service_name: Option<Cow<'a, str>>,
+    event_rw: Option<&'e str>,
+    service_name: Option<&'e str>,
     dialect: &'static str,
 }
 
+impl Checked<'_> {
+    /// The partition this event belongs to.
+    pub fn key(&self) -> PartitionKey {
+        PartitionKey::new(self.region, self.date)
+    }
+}
+
 /// Check a parsed event and work out its partition and derived fields.
-pub fn check<'a>(e: &Event<'a>, opts: &NormalizeOptions) -> Result<Checked<'a>, Rejection> {
+pub fn check<'e>(e: &'e Event<'_>, opts: &NormalizeOptions) -> Result<Checked<'e>, Rejection> {
     let is_insight = e.is_insight
         || e.event_category.as_deref() == Some("Insight")
         || matches!(
@@ -189,7 +200,11 @@ pub fn check<'a>(e: &Event<'a>, opts: &NormalizeOptions) -> Result<Checked<'a>, 
     let time_us = parse_time(time_text).map_err(Rejection::Bad)?;
     let date = date_of(time_us)
         .ok_or_else(|| Rejection::Bad(format!("eventTime `{time_text}` is out of range")))?;
-    let region = e.acs_region.as_deref().map(str::trim);
+    let region = e
+        .acs_region
+        .as_deref()
+        .map(str::trim)
+        .filter(|r| !r.is_empty());
     if let Some(r) = region
         && r.len() > MAX_REGION_BYTES
     {
@@ -199,18 +214,16 @@ pub fn check<'a>(e: &Event<'a>, opts: &NormalizeOptions) -> Result<Checked<'a>, 
             truncate(r, 40).escape_debug()
         )));
     }
-    let event_rw = match (&e.event_rw, e.read_only, &e.event_name) {
-        (Some(rw), _, _) => Some(rw.clone()),
-        (None, Some(true), _) => Some(Cow::Borrowed("Read")),
-        (None, Some(false), _) => Some(Cow::Borrowed("Write")),
-        (None, None, Some(name)) => Some(Cow::Borrowed(derive_rw(name))),
+    let event_rw = match (e.event_rw.as_deref(), e.read_only, e.event_name.as_deref()) {
+        (Some(rw), _, _) => Some(rw),
+        (None, Some(true), _) => Some("Read"),
+        (None, Some(false), _) => Some("Write"),
+        (None, None, Some(name)) => Some(derive_rw(name)),
         (None, None, None) => None,
     };
-    let service_name = match (&e.service_name, &e.event_source) {
-        (Some(s), _) => Some(s.clone()),
-        (None, Some(src)) if !src.is_empty() => {
-            Some(Cow::Owned(src.split('.').next().unwrap_or(src).to_owned()))
-        }
+    let service_name = match (e.service_name.as_deref(), e.event_source.as_deref()) {
+        (Some(s), _) => Some(s),
+        (None, Some(src)) if !src.is_empty() => src.split('.').next(),
         _ => None,
     };
     let cloudtrail = e.cloudtrail_keys
@@ -218,7 +231,8 @@ pub fn check<'a>(e: &Event<'a>, opts: &NormalizeOptions) -> Result<Checked<'a>, 
             .as_deref()
             .is_some_and(|s| s.ends_with(".amazonaws.com"));
     Ok(Checked {
-        key: PartitionKey::new(region, date),
+        region,
+        date,
         time_us,
         event_rw,
         service_name,
@@ -260,10 +274,10 @@ impl BatchBuilder {
         next(e.event_name.as_deref());
         next(e.event_type.as_deref());
         next(e.event_category.as_deref());
-        next(c.event_rw.as_deref());
+        next(c.event_rw);
         // After eventTime.
-        next(c.key.region.as_deref());
-        next(c.service_name.as_deref());
+        next(c.region);
+        next(c.service_name);
         next(e.api_version.as_deref());
         next(e.request_id.as_deref());
         // After isGlobal.

@@ -31,13 +31,13 @@ use crate::records::{self, Item, Location};
 use crate::source::{self, Input, SkipReason, Skipped};
 
 /// Files up to this size are read whole by a decoder thread; larger ones are streamed.
-const WHOLE_FILE_MAX: u64 = 32 << 20;
+const WHOLE_FILE_MAX: u64 = 8 << 20;
 /// Size of the line chunks a streamed file is cut into.
 const CHUNK_BYTES: usize = 8 << 20;
 /// Bad records kept in the summary (all of them go to the quarantine file).
 const ERRORS_IN_SUMMARY: usize = 100;
 /// Dedup keys cached across flushes before the cache is dropped and reloaded on demand.
-const KEY_CACHE_MAX: usize = 4_000_000;
+const KEY_CACHE_MAX: usize = 2_000_000;
 
 /// How to ingest.
 #[derive(Debug, Clone)]
@@ -152,20 +152,46 @@ struct Bad {
     text: Vec<u8>,
 }
 
+/// What decoder threads hand to the writer: rows per partition, bad records, counts. A decoder
+/// accumulates several jobs into one `Decoded` so that many small delivery files become one
+/// batch per partition, not thousands of tiny ones.
 #[derive(Default)]
 struct Decoded {
-    parts: Vec<(PartitionKey, RecordBatch, Vec<u128>)>,
+    parts: Vec<(PartitionKey, BatchBuilder)>,
     bad: Vec<Bad>,
     records: u64,
     insight: u64,
     digest: u64,
-    file_done: bool,
+    files_done: u64,
+    rows: usize,
+    bytes: usize,
 }
 
-fn decode(job: Job, opts: &IngestOptions) -> Decoded {
-    let mut out = Decoded::default();
-    let mut builders: HashMap<PartitionKey, BatchBuilder> = HashMap::new();
-    let mut handle = |name: &Arc<str>, item: Item<'_>, out: &mut Decoded| match item {
+impl Decoded {
+    fn builder(&mut self, region: Option<&str>, date: chrono::NaiveDate) -> &mut BatchBuilder {
+        let i = match self
+            .parts
+            .iter()
+            .position(|(k, _)| k.date == date && k.region.as_deref() == region)
+        {
+            Some(i) => i,
+            None => {
+                self.parts
+                    .push((PartitionKey::new(region, date), BatchBuilder::default()));
+                self.parts.len() - 1
+            }
+        };
+        &mut self.parts[i].1
+    }
+
+    /// Big enough to hand over.
+    fn is_full(&self) -> bool {
+        self.rows >= 32 * 1024 || self.bytes >= 32 << 20 || self.bad.len() >= 1024
+    }
+}
+
+fn decode(job: Job, opts: &IngestOptions, out: &mut Decoded) {
+    let handle = |name: &Arc<str>, item: Item<'_>, out: &mut Decoded| match item {
         Item::Digest => out.digest += 1,
         Item::Bad { text, loc, error } => out.bad.push(bad(name, loc, error, text)),
         Item::Record(text, loc) => {
@@ -190,23 +216,27 @@ fn decode(job: Job, opts: &IngestOptions) -> Decoded {
                     Err(Rejection::Bad(error)) => {
                         out.bad.push(bad(name, loc, error, text.as_bytes()))
                     }
-                    Ok(checked) => builders
-                        .entry(checked.key.clone())
-                        .or_default()
-                        .append(&event, &checked, text),
+                    Ok(checked) => {
+                        let b = out.builder(checked.region, checked.date);
+                        let before = b.bytes;
+                        b.append(&event, &checked, text);
+                        let grown = b.bytes - before;
+                        out.rows += 1;
+                        out.bytes += grown;
+                    }
                 },
             }
         }
     };
     match job {
         Job::Whole { name, bytes } => {
-            out.file_done = true;
+            out.files_done += 1;
             let (bytes, gz_error) = if source::is_gzip(&bytes) {
                 source::gunzip(&bytes)
             } else {
                 (bytes, None)
             };
-            records::split_file(&bytes, &mut |item| handle(&name, item, &mut out));
+            records::split_file(&bytes, &mut |item| handle(&name, item, out));
             if let Some(error) = gz_error {
                 out.bad.push(bad(
                     &name,
@@ -224,12 +254,10 @@ fn decode(job: Job, opts: &IngestOptions) -> Decoded {
             bytes,
             first_line,
         } => {
-            records::split_lines(&bytes, first_line, &mut |item| {
-                handle(&name, item, &mut out)
-            });
+            records::split_lines(&bytes, first_line, &mut |item| handle(&name, item, out));
         }
         Job::Document { name, bytes } => {
-            records::split_file(&bytes, &mut |item| handle(&name, item, &mut out));
+            records::split_file(&bytes, &mut |item| handle(&name, item, out));
         }
         Job::FileError { name, error } => {
             out.bad.push(bad(
@@ -243,11 +271,6 @@ fn decode(job: Job, opts: &IngestOptions) -> Decoded {
             ));
         }
     }
-    for (key, builder) in builders {
-        let (batch, keys) = builder.finish();
-        out.parts.push((key, batch, keys));
-    }
-    out
 }
 
 fn bad(name: &Arc<str>, loc: Location, error: String, text: &[u8]) -> Bad {
@@ -412,14 +435,18 @@ impl Writer<'_> {
         self.summary.records += d.records;
         self.summary.insight_events += d.insight;
         self.summary.digest_files += d.digest;
-        if d.file_done {
-            progress.files_done.fetch_add(1, Ordering::Relaxed);
-        }
+        progress
+            .files_done
+            .fetch_add(d.files_done, Ordering::Relaxed);
         progress.records.fetch_add(d.records, Ordering::Relaxed);
         for b in d.bad {
             self.quarantine(b)?;
         }
-        for (key, batch, keys) in d.parts {
+        for (key, builder) in d.parts {
+            if builder.is_empty() {
+                continue;
+            }
+            let (batch, keys) = builder.finish();
             let bytes = batch.get_array_memory_size();
             let p = self.parts.entry(key.clone()).or_insert_with(|| PartBuf {
                 batches: Vec::new(),
@@ -627,16 +654,19 @@ pub fn ingest(
             let rx: Arc<Mutex<Receiver<Job>>> = job_rx.clone();
             let tx = out_tx.clone();
             workers.push(s.spawn(move || {
+                let mut acc = Decoded::default();
                 loop {
                     let job = match rx.lock() {
                         Ok(guard) => guard.recv(),
-                        Err(_) => return,
+                        Err(_) => break,
                     };
-                    let Ok(job) = job else { return };
-                    if tx.send(decode(job, opts)).is_err() {
+                    let Ok(job) = job else { break };
+                    decode(job, opts, &mut acc);
+                    if acc.is_full() && tx.send(std::mem::take(&mut acc)).is_err() {
                         return;
                     }
                 }
+                let _ = tx.send(acc);
             }));
         }
         drop(out_tx);

@@ -224,9 +224,19 @@ fn split_array<'a>(
     if doc.get(pos) == Some(&b']') {
         return Some(pos + 1);
     }
+    // Line numbers are counted incrementally: each byte is scanned once.
+    let (mut line, mut counted) = (first_line, 0usize);
+    let mut line_of = |to: usize| {
+        let to = to.min(doc.len());
+        if to > counted {
+            line += doc[counted..to].iter().filter(|&&b| b == b'\n').count() as u64;
+            counted = to;
+        }
+        line
+    };
     loop {
         let loc = Location {
-            line: line_at(doc, pos, first_line),
+            line: line_of(pos),
             index: Some(index),
         };
         match value_at(doc, pos) {
@@ -249,7 +259,7 @@ fn split_array<'a>(
                         emit(Item::Bad {
                             text: &doc[pos..],
                             loc: Location {
-                                line: line_at(doc, pos, first_line),
+                                line: line_of(pos),
                                 index: Some(index + 1),
                             },
                             error: format!(

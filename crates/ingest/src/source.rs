@@ -166,8 +166,9 @@ pub fn is_gzip(head: &[u8]) -> bool {
 pub fn gunzip(bytes: &[u8]) -> (Vec<u8>, Option<String>) {
     let mut out = Vec::with_capacity(bytes.len().saturating_mul(8).min(1 << 30));
     let mut dec = MultiGzDecoder::new(bytes);
-    match read_all_salvage(&mut dec, &mut out) {
-        Ok(()) => (out, None),
+    // On error `read_to_end` keeps what it read before it.
+    match dec.read_to_end(&mut out) {
+        Ok(_) => (out, None),
         Err(e) => {
             let n = out.len();
             (
@@ -176,19 +177,6 @@ pub fn gunzip(bytes: &[u8]) -> (Vec<u8>, Option<String>) {
                     "gzip stream damaged after {n} decompressed bytes: {e}"
                 )),
             )
-        }
-    }
-}
-
-/// Like `read_to_end`, but keeps what was read before an error.
-pub fn read_all_salvage(r: &mut impl Read, out: &mut Vec<u8>) -> io::Result<()> {
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        match r.read(&mut buf) {
-            Ok(0) => return Ok(()),
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
         }
     }
 }
