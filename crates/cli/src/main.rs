@@ -71,7 +71,7 @@ struct IngestArgs {
     #[arg(long, env = "TRAIL_THREADS", default_value_t = 0)]
     threads: usize,
     /// MiB of decoded events buffered before a partition is written out.
-    #[arg(long, env = "TRAIL_MEMORY_BUDGET_MB", default_value_t = 192)]
+    #[arg(long, env = "TRAIL_MEMORY_BUDGET_MB", default_value_t = 160)]
     memory_budget_mb: usize,
     /// Records larger than this many bytes are quarantined.
     #[arg(long, env = "TRAIL_MAX_RECORD_BYTES", default_value_t = 16 << 20)]

@@ -62,7 +62,7 @@ impl Default for IngestOptions {
         IngestOptions {
             normalize: NormalizeOptions::default(),
             threads: 0,
-            memory_budget: 192 << 20,
+            memory_budget: 160 << 20,
             max_file_rows: 1_000_000,
             max_record_bytes: 16 << 20,
             wait_for_lock: true,
@@ -184,9 +184,11 @@ impl Decoded {
         &mut self.parts[i].1
     }
 
-    /// Big enough to hand over.
+    /// Big enough to hand over. Builders hold up to twice what `bytes` counts (capacity
+    /// doubling), and one `Decoded` per decoder may wait in the channel, so this bounds the
+    /// memory in flight to a few tens of MiB.
     fn is_full(&self) -> bool {
-        self.rows >= 32 * 1024 || self.bytes >= 32 << 20 || self.bad.len() >= 1024
+        self.rows >= 8 * 1024 || self.bytes >= 8 << 20 || self.bad.len() >= 1024
     }
 }
 
@@ -644,7 +646,7 @@ pub fn ingest(
     };
 
     let (job_tx, job_rx) = sync_channel::<Job>(threads);
-    let (out_tx, out_rx) = sync_channel::<Decoded>(threads * 2);
+    let (out_tx, out_rx) = sync_channel::<Decoded>(threads);
     let job_rx = Arc::new(Mutex::new(job_rx));
     let result: Result<()> = std::thread::scope(|s| {
         let inputs = &inputs;
