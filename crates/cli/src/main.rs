@@ -4,6 +4,9 @@
 //! 1 error, 2 usage error, 3 the command succeeded but quarantined bad records.
 
 mod display;
+mod exec;
+mod render;
+mod repl;
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -34,8 +37,16 @@ struct Cli {
         default_value = "trail-store"
     )]
     store: PathBuf,
+    /// Memory limit for queries (e.g. 512M, 4G); sorts, aggregates and joins spill to disk
+    /// beyond it. Default: no limit.
+    #[arg(long, global = true, env = "TRAIL_MEMORY_LIMIT")]
+    memory_limit: Option<String>,
+    /// A directory of your own saved queries (`*.sql`), added to the built-in library.
+    #[arg(long = "queries", global = true, env = "TRAIL_QUERIES")]
+    queries_dir: Option<PathBuf>,
+    /// With no command, trail opens the interactive SQL shell.
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
@@ -52,6 +63,23 @@ enum Command {
     },
     /// Run SQL against the store.
     Sql(SqlArgs),
+    /// The interactive SQL shell (also what `trail` alone opens).
+    Repl {
+        #[arg(long, value_enum, default_value = "table")]
+        format: render::Format,
+    },
+    /// List the saved analyses, or show one (its parameters and SQL).
+    Queries {
+        /// Show this query in full.
+        name: Option<String>,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a saved analysis.
+    Run(RunArgs),
+    /// Look events up by attribute, like the LookupEvents API, on the local store.
+    Lookup(LookupArgs),
     /// Generate realistic ActionTrail events (a delivery tree) for tests and benchmarks.
     Gen(GenArgs),
 }
@@ -101,13 +129,81 @@ struct CompactArgs {
 }
 
 #[derive(Args)]
+struct OutputArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    format: render::Format,
+    /// Show at most this many rows of a result (default: all).
+    #[arg(long)]
+    max_rows: Option<usize>,
+    /// Print how long each statement took.
+    #[arg(long)]
+    timing: bool,
+}
+
+#[derive(Args)]
 struct SqlArgs {
     /// The SQL to run.
     #[arg(short = 'c', long = "command", conflicts_with = "file")]
     command: Option<String>,
-    /// A file of SQL to run.
+    /// A file of SQL to run (`-` reads standard input).
     #[arg(short = 'f', long)]
     file: Option<PathBuf>,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// The saved query (`trail queries` lists them).
+    name: String,
+    /// A parameter, `name=value` (repeatable).
+    #[arg(long = "param", short = 'p')]
+    params: Vec<String>,
+    /// Print the SQL that would run instead of running it.
+    #[arg(long)]
+    print_sql: bool,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LookupDirection {
+    Forward,
+    Backward,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LookupOutput {
+    Json,
+    Table,
+}
+
+#[derive(Args)]
+struct LookupArgs {
+    /// `Key=Value`; keys: ServiceName, EventName, User, EventId, ResourceType, ResourceName,
+    /// EventRW, EventAccessKeyId, SourceIpAddress, EventType, RoleName. Repeatable: different
+    /// keys must all match, values of one key any.
+    #[arg(long = "attr", short = 'a')]
+    attrs: Vec<String>,
+    /// Events at or after this time (RFC 3339 or YYYY-MM-DD, UTC).
+    #[arg(long)]
+    start: Option<String>,
+    /// Events before this time (RFC 3339 or YYYY-MM-DD, UTC).
+    #[arg(long)]
+    end: Option<String>,
+    /// Events per page.
+    #[arg(long, default_value_t = 50)]
+    max_results: usize,
+    /// The token printed by the previous page.
+    #[arg(long)]
+    next_token: Option<String>,
+    /// `backward`: newest first (the vendor's order); `forward`: oldest first.
+    #[arg(long, value_enum, default_value = "backward")]
+    direction: LookupDirection,
+    /// `json`: the original records with the next token; `table`: a summary line per event.
+    #[arg(long, value_enum, default_value = "table")]
+    output: LookupOutput,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -165,13 +261,259 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
+    let query = QueryOpts {
+        memory_limit: cli.memory_limit.clone(),
+        queries_dir: cli.queries_dir.clone(),
+    };
     match cli.command {
-        Command::Ingest(args) => ingest(&cli.store, args),
-        Command::Compact(args) => compact(&cli.store, args),
-        Command::Info { json } => info(&cli.store, json),
-        Command::Sql(args) => sql(&cli.store, args),
-        Command::Gen(args) => gen_events(args),
+        Some(Command::Ingest(args)) => ingest(&cli.store, args),
+        Some(Command::Compact(args)) => compact(&cli.store, args),
+        Some(Command::Info { json }) => info(&cli.store, json),
+        Some(Command::Sql(args)) => sql(&cli.store, &query, args),
+        Some(Command::Repl { format }) => repl(&cli.store, &query, format),
+        None => repl(&cli.store, &query, render::Format::Table),
+        Some(Command::Queries { name, json }) => queries(&query, name, json),
+        Some(Command::Run(args)) => run_saved(&cli.store, &query, args),
+        Some(Command::Lookup(args)) => lookup(&cli.store, &query, args),
+        Some(Command::Gen(args)) => gen_events(args),
     }
+}
+
+/// Options every query command shares.
+struct QueryOpts {
+    memory_limit: Option<String>,
+    queries_dir: Option<PathBuf>,
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+async fn open_engine(store: &std::path::Path, q: &QueryOpts) -> Result<trail_query::Engine> {
+    if !store.join("_trail").is_dir() {
+        anyhow::bail!(
+            "{} is not a trail store; ingest events first (`trail ingest --store {} PATH`) or \
+             point --store / TRAIL_STORE at one",
+            visible(&store.display().to_string()),
+            visible(&store.display().to_string())
+        );
+    }
+    let memory_limit = q
+        .memory_limit
+        .as_deref()
+        .map(trail_query::parse_memory_size)
+        .transpose()?;
+    Ok(trail_query::Engine::open(
+        store,
+        trail_query::EngineOptions {
+            memory_limit,
+            threads: 0,
+        },
+    )
+    .await?)
+}
+
+fn library(q: &QueryOpts) -> Result<trail_query::saved::Library> {
+    Ok(trail_query::saved::Library::load(q.queries_dir.as_deref())?)
+}
+
+fn settings(o: &OutputArgs) -> exec::Settings {
+    exec::Settings {
+        format: o.format,
+        max_rows: o.max_rows,
+        timing: o.timing,
+    }
+}
+
+/// Run SQL, printing results to stdout and a failure to stderr (exit 1).
+fn run_printed(store: &std::path::Path, q: &QueryOpts, sql: &str, o: &OutputArgs) -> Result<ExitCode> {
+    runtime()?.block_on(async {
+        let engine = open_engine(store, q).await?;
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        match exec::run_sql(&engine, sql, &settings(o), &mut out).await {
+            Ok(()) => {
+                out.flush()?;
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                let _ = out.flush();
+                if let Some(f) = e.downcast_ref::<exec::Failure>() {
+                    eprintln!("{}", display::visible_table(&f.0));
+                    Ok(ExitCode::FAILURE)
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    })
+}
+
+fn repl(store: &std::path::Path, q: &QueryOpts, format: render::Format) -> Result<ExitCode> {
+    let lib = library(q)?;
+    runtime()?.block_on(async {
+        let engine = open_engine(store, q).await?;
+        repl::run(&engine, &lib, format).await
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn queries(q: &QueryOpts, name: Option<String>, json: bool) -> Result<ExitCode> {
+    let lib = library(q)?;
+    let list: Vec<&trail_query::saved::SavedQuery> = match &name {
+        Some(n) => vec![lib.get(n)?],
+        None => lib.iter().collect(),
+    };
+    let mut out = std::io::stdout().lock();
+    if json {
+        let v: Vec<serde_json::Value> = list
+            .iter()
+            .map(|q| {
+                serde_json::json!({
+                    "name": q.name, "title": q.title, "description": q.description,
+                    "tactic": q.tactic, "sql": q.sql,
+                    "params": q.params.iter().map(|p| serde_json::json!({"name": p.name, "default": p.default, "help": p.help, "required": p.default.is_none()})).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if name.is_some() {
+        for q in list {
+            writeln!(out, "{}: {}", q.name, q.title)?;
+            writeln!(out, "  {}", q.description)?;
+            if let Some(t) = &q.tactic {
+                writeln!(out, "  tactic: {t}")?;
+            }
+            for p in &q.params {
+                match &p.default {
+                    Some(d) => writeln!(out, "  --param {}={}  {}", p.name, d, p.help)?,
+                    None => writeln!(out, "  --param {}=VALUE (required)  {}", p.name, p.help)?,
+                }
+            }
+            writeln!(out, "\n{}", q.sql)?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    for q in list {
+        writeln!(
+            out,
+            "{:<36} {}{}",
+            q.name,
+            q.title,
+            q.tactic.as_deref().map(|t| format!("  [{t}]")).unwrap_or_default()
+        )?;
+    }
+    writeln!(out, "\n`trail run NAME [--param k=v]` runs one; `trail queries NAME` shows it.")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_saved(store: &std::path::Path, q: &QueryOpts, args: RunArgs) -> Result<ExitCode> {
+    let lib = library(q)?;
+    let saved = lib.get(&args.name)?;
+    let params = trail_query::saved::parse_params(&args.params)?;
+    let sql = saved.bind(&params)?;
+    if args.print_sql {
+        println!("{sql};");
+        return Ok(ExitCode::SUCCESS);
+    }
+    run_printed(store, q, &sql, &args.output)
+}
+
+/// Parse a user time: RFC 3339, or a date (midnight UTC), or `YYYY-MM-DD HH:MM:SS` (UTC).
+fn parse_user_time(s: &str) -> Result<i64> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.timestamp_micros());
+    }
+    if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S") {
+        return Ok(t.and_utc().timestamp_micros());
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        if let Some(t) = d.and_hms_opt(0, 0, 0) {
+            return Ok(t.and_utc().timestamp_micros());
+        }
+    }
+    anyhow::bail!(
+        "`{}` is not a time; write 2024-05-01, 2024-05-01T08:00:00Z or 2024-05-01 08:00:00 (UTC)",
+        visible(s)
+    )
+}
+
+fn lookup(store: &std::path::Path, q: &QueryOpts, args: LookupArgs) -> Result<ExitCode> {
+    let mut attributes = Vec::new();
+    for a in &args.attrs {
+        let (k, v) = a
+            .split_once('=')
+            .with_context(|| format!("--attr `{}` must be Key=Value", visible(a)))?;
+        attributes.push((k.trim().to_owned(), v.to_owned()));
+    }
+    let req = trail_query::lookup::LookupRequest {
+        attributes,
+        start_us: args.start.as_deref().map(parse_user_time).transpose()?,
+        end_us: args.end.as_deref().map(parse_user_time).transpose()?,
+        max_results: args.max_results,
+        next_token: args.next_token.clone(),
+        direction: match args.direction {
+            LookupDirection::Forward => trail_query::lookup::Direction::Forward,
+            LookupDirection::Backward => trail_query::lookup::Direction::Backward,
+        },
+    };
+    runtime()?.block_on(async {
+        let engine = open_engine(store, q).await?;
+        let page = trail_query::lookup::lookup(&engine, &req).await?;
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        match args.output {
+            LookupOutput::Json => {
+                let mut events: Vec<Box<serde_json::value::RawValue>> = Vec::new();
+                for b in &page.batches {
+                    let raw = b.column(b.num_columns() - 1);
+                    let f = datafusion::arrow::util::display::ArrayFormatter::try_new(
+                        raw.as_ref(),
+                        &Default::default(),
+                    )?;
+                    for i in 0..b.num_rows() {
+                        let text = f.value(i).to_string();
+                        let v = serde_json::value::RawValue::from_string(text.clone())
+                            .or_else(|_| serde_json::value::to_raw_value(&text))?;
+                        events.push(v);
+                    }
+                }
+                let doc = serde_json::json!({
+                    "Events": events,
+                    "NextToken": page.next_token,
+                    "StartTime": args.start,
+                    "EndTime": args.end,
+                });
+                writeln!(out, "{}", serde_json::to_string(&doc)?)?;
+            }
+            LookupOutput::Table => {
+                let mut r = render::Renderer::new(&mut out, render::Format::Table, None);
+                let mut started = false;
+                for b in &page.batches {
+                    let b = b.project(&(0..b.num_columns() - 1).collect::<Vec<_>>())?;
+                    if !started {
+                        r.start(b.schema())?;
+                        started = true;
+                    }
+                    r.batch(&b)?;
+                }
+                if started {
+                    r.finish()?;
+                } else {
+                    drop(r);
+                    writeln!(out, "no events match")?;
+                }
+                if let Some(t) = &page.next_token {
+                    writeln!(out, "more events: add --next-token {t}")?;
+                }
+            }
+        }
+        out.flush()?;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn ingest(store: &std::path::Path, args: IngestArgs) -> Result<ExitCode> {
@@ -351,29 +693,20 @@ fn format_time(us: i64) -> Option<String> {
     chrono::DateTime::from_timestamp_micros(us).map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
 }
 
-fn sql(store: &std::path::Path, args: SqlArgs) -> Result<ExitCode> {
+fn sql(store: &std::path::Path, q: &QueryOpts, args: SqlArgs) -> Result<ExitCode> {
     let text = match (args.command, args.file) {
         (Some(c), _) => c,
+        (None, Some(f)) if f.as_os_str() == "-" => {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
+            s
+        }
         (None, Some(f)) => {
             std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?
         }
         (None, None) => anyhow::bail!("give the SQL with -c \"SELECT ...\" or -f FILE"),
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(async {
-        let ctx = trail_query::open(store).await?;
-        let mut out = std::io::stdout().lock();
-        for statement in text.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-            let df = ctx.sql(statement).await?;
-            let batches = df.collect().await?;
-            let table = datafusion::arrow::util::pretty::pretty_format_batches(&batches)?;
-            writeln!(out, "{}", display::visible_table(&table.to_string()))?;
-        }
-        Ok::<_, anyhow::Error>(())
-    })?;
-    Ok(ExitCode::SUCCESS)
+    run_printed(store, q, &text, &args.output)
 }
 
 fn gen_events(args: GenArgs) -> Result<ExitCode> {

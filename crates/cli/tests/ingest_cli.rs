@@ -451,7 +451,7 @@ fn many_small_ingests_are_compacted() {
         "-c",
         "SELECT count(*) AS n FROM (SELECT \"eventTime\" < lag(\"eventTime\") OVER () AS back FROM events) WHERE back",
     ]);
-    assert!(stdout(&o).contains("| 0 |"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("│ 0 │"), "{}", stdout(&o));
 }
 
 #[test]
@@ -476,7 +476,7 @@ fn public_cloudtrail_data() {
         "SELECT count(DISTINCT \"eventId\") AS ids, count(*) FILTER (WHERE \"errorCode\" IS NOT NULL) AS errs, count(DISTINCT \"eventName\") AS names FROM events",
     ]);
     let out = stdout(&o);
-    assert!(out.contains("| 2900 | 300  | 260   |"), "{out}");
+    assert!(out.contains("│ 2900 │  300 │   260 │"), "{out}");
 
     // The Logstash NDJSON has no eventTime: each record gets a clear answer.
     let otrf =

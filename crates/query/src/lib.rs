@@ -1,16 +1,42 @@
 //! `trail-query`: a trail store as SQL tables through Apache DataFusion.
 //!
-//! [`open`] gives a `SessionContext` with the table `events`: every committed event file of the
-//! store, with the partition columns `region` and `eventDate` (a `DATE`).
+//! [`Engine::open`] gives a DataFusion session over a store with these tables:
+//!
+//! * `events`: every committed management event, with the partition columns `region` (text) and
+//!   `eventDate` (a `DATE`, the UTC date of `eventTime`);
+//! * `insights`: insight events written by `trail insight` (present and empty before any run);
+//! * `system.files`, `system.partitions`, `system.store`: what is stored, from the manifest.
+//!
+//! Users write field names as they know them from the event JSON, unquoted and in any case
+//! (`eventName`, `EVENTNAME`, `userIdentity.userName`): [`names`] rewrites known names to their
+//! stored spelling before planning. Filters on `acsRegion` and `eventTime` are turned into
+//! filters on the partition columns ([`prune`]), so a query bounded to a region and a day reads
+//! only that partition's files. Functions beyond DataFusion's: the JSON functions of
+//! `datafusion-functions-json` and the IP functions of [`ip`].
 
+pub mod ip;
+pub mod lookup;
+pub mod names;
+pub mod prune;
+pub mod saved;
+pub mod system;
+
+use std::num::NonZeroUsize;
+use std::path::Path;
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
+use datafusion::catalog::MemTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
-use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::error::DataFusionError;
+use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
+use datafusion::sql::parser::{DFParserBuilder, Statement};
+use datafusion::sql::sqlparser::dialect::GenericDialect;
 use trail_store::{Store, layout, schema};
 
 /// Errors of the query layer.
@@ -18,8 +44,19 @@ use trail_store::{Store, layout, schema};
 pub enum QueryError {
     #[error(transparent)]
     Store(#[from] trail_store::StoreError),
-    #[error(transparent)]
-    DataFusion(#[from] datafusion::error::DataFusionError),
+    /// The query needed more memory than the limit allows, even with spilling.
+    #[error(
+        "the query needs more memory than the limit of {limit} allows ({detail}); raise it with \
+         --memory-limit or TRAIL_MEMORY_LIMIT, or narrow the query (a time range, a region)"
+    )]
+    MemoryExhausted { limit: String, detail: String },
+    #[error("{0}")]
+    DataFusion(#[from] DataFusionError),
+    #[error("{0}")]
+    Arrow(#[from] datafusion::arrow::error::ArrowError),
+    /// A saved query or lookup was used wrongly.
+    #[error("{0}")]
+    Usage(String),
 }
 
 /// A `Result` with [`QueryError`].
@@ -27,23 +64,258 @@ pub type Result<T, E = QueryError> = std::result::Result<T, E>;
 
 /// Name of the events table.
 pub const EVENTS_TABLE: &str = "events";
+/// Name of the insights table.
+pub const INSIGHTS_TABLE: &str = "insights";
+/// Directory of insight files inside a store.
+pub const INSIGHTS_DIR: &str = "insights";
 
-/// Open the store at `root` as a DataFusion session with its tables registered.
-pub async fn open(root: &std::path::Path) -> Result<SessionContext> {
-    let store = Store::open(root)?;
-    let config = SessionConfig::new()
-        .with_information_schema(true)
-        .set_bool("datafusion.execution.parquet.pushdown_filters", true)
-        .set_bool("datafusion.execution.parquet.bloom_filter_on_read", true);
-    let ctx = SessionContext::new_with_config(config);
-    let events_dir = store.root().join(layout::EVENTS_DIR);
-    let url = ListingTableUrl::parse(format!(
-        "{}/",
-        events_dir
-            .canonicalize()
-            .map_err(|e| trail_store::StoreError::io(&events_dir, e))?
-            .display()
-    ))?;
+/// How to open a store for queries.
+#[derive(Debug, Clone, Default)]
+pub struct EngineOptions {
+    /// Memory limit for query execution in bytes; operators that can spill (sorts, aggregates,
+    /// joins) spill to the OS temporary directory when they reach it. `None`: no limit.
+    pub memory_limit: Option<usize>,
+    /// Parallelism (0: one per core).
+    pub threads: usize,
+}
+
+/// A store opened for SQL.
+pub struct Engine {
+    ctx: SessionContext,
+    root: std::path::PathBuf,
+    options: EngineOptions,
+}
+
+/// Parse a memory size such as `512M`, `2G`, `1.5GiB` or a plain byte count.
+pub fn parse_memory_size(s: &str) -> Result<usize> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| QueryError::Usage(format!("`{s}` is not a memory size (e.g. 512M, 2G)")))?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" | "kib" => 1024.0,
+        "m" | "mb" | "mib" => 1024.0 * 1024.0,
+        "g" | "gb" | "gib" => 1024.0 * 1024.0 * 1024.0,
+        "t" | "tb" | "tib" => 1024.0f64.powi(4),
+        _ => {
+            return Err(QueryError::Usage(format!(
+                "`{s}` is not a memory size (use a unit K, M, G or T, e.g. 512M)"
+            )));
+        }
+    };
+    let bytes = n * mult;
+    if !(bytes.is_finite() && bytes >= 1.0) {
+        return Err(QueryError::Usage(format!("`{s}` is not a memory size")));
+    }
+    Ok(bytes as usize)
+}
+
+fn human_limit(bytes: usize) -> String {
+    let mib = bytes as f64 / (1024.0 * 1024.0);
+    if mib >= 1024.0 {
+        format!("{:.1} GiB", mib / 1024.0)
+    } else {
+        format!("{mib:.0} MiB")
+    }
+}
+
+/// The stored schema with every string as `Utf8View`, the type DataFusion reads Parquet
+/// strings as (no conversion per batch).
+fn view_schema(s: &Schema) -> SchemaRef {
+    fn view(dt: &DataType) -> DataType {
+        match dt {
+            DataType::Utf8 | DataType::LargeUtf8 => DataType::Utf8View,
+            DataType::Struct(fields) => DataType::Struct(
+                fields
+                    .iter()
+                    .map(|f| Arc::new(f.as_ref().clone().with_data_type(view(f.data_type()))))
+                    .collect::<Fields>(),
+            ),
+            other => other.clone(),
+        }
+    }
+    Arc::new(Schema::new(
+        s.fields()
+            .iter()
+            .map(|f| Field::new(f.name(), view(f.data_type()), f.is_nullable()))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// The schema of the `insights` table: the columns of `events` plus `insightDetails` (JSON
+/// text), so the same queries work on both.
+pub fn insight_schema() -> SchemaRef {
+    let events = schema::event_schema();
+    let mut fields: Vec<Field> = events.fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.push(Field::new("insightDetails", DataType::Utf8, true));
+    Arc::new(Schema::new(fields))
+}
+
+impl Engine {
+    /// Open the store at `root`.
+    pub async fn open(root: &Path, options: EngineOptions) -> Result<Engine> {
+        let store = Store::open(root)?;
+        let mut config = SessionConfig::new()
+            .with_information_schema(true)
+            .set_bool("datafusion.execution.parquet.pushdown_filters", true)
+            .set_bool("datafusion.execution.parquet.reorder_filters", true)
+            .set_bool("datafusion.execution.parquet.bloom_filter_on_read", true)
+            .set_bool("datafusion.sql_parser.enable_ident_normalization", true)
+            .set_bool("datafusion.sql_parser.collect_spans", true);
+        if options.threads > 0 {
+            config = config.with_target_partitions(options.threads);
+        }
+        let mut runtime = RuntimeEnvBuilder::new();
+        if let Some(limit) = options.memory_limit {
+            let pool = TrackConsumersPool::new(
+                FairSpillPool::new(limit),
+                NonZeroUsize::new(3).unwrap_or(NonZeroUsize::MIN),
+            );
+            runtime = runtime.with_memory_pool(Arc::new(pool));
+        }
+        let ctx = SessionContext::new_with_config_rt(config, runtime.build_arc()?);
+        let mut state_ctx = ctx.clone();
+        datafusion_functions_json::register_all(&mut state_ctx)?;
+        ip::register(&ctx);
+
+        let events = listing_table(
+            &store.root().join(layout::EVENTS_DIR),
+            &schema::event_schema(),
+        )?;
+        ctx.register_table(EVENTS_TABLE, events)?;
+        let insights_dir = store.root().join(INSIGHTS_DIR);
+        let insights: Arc<dyn datafusion::catalog::TableProvider> = if insights_dir.is_dir() {
+            listing_table(&insights_dir, &insight_schema())?
+        } else {
+            let mut fields: Vec<Field> = view_schema(&insight_schema())
+                .fields()
+                .iter()
+                .map(|f| f.as_ref().clone())
+                .collect();
+            fields.push(Field::new(schema::PART_REGION, DataType::Utf8, true));
+            fields.push(Field::new(schema::PART_DATE, DataType::Date32, true));
+            Arc::new(MemTable::try_new(
+                Arc::new(Schema::new(fields)),
+                vec![vec![]],
+            )?)
+        };
+        ctx.register_table(INSIGHTS_TABLE, insights)?;
+        system::register(&ctx, &store)?;
+        Ok(Engine {
+            ctx,
+            root: store.root().to_path_buf(),
+            options,
+        })
+    }
+
+    /// The DataFusion session (for callers that build plans themselves).
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// The store directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Split SQL text into statements (parsed, so `;` inside strings is no separator).
+    pub fn parse(&self, sql: &str) -> Result<Vec<Statement>> {
+        let dialect = GenericDialect {};
+        let mut parser = DFParserBuilder::new(sql).with_dialect(&dialect).build()?;
+        Ok(parser.parse_statements()?.into_iter().collect())
+    }
+
+    /// Plan and start one parsed statement.
+    pub async fn run_statement(&self, mut statement: Statement) -> Result<DataFrame> {
+        names::rewrite_statement(&mut statement);
+        let state = self.ctx.state();
+        let plan = state.statement_to_plan(statement).await?;
+        let plan = prune::derive_partition_filters(plan)?;
+        Ok(self.ctx.execute_logical_plan(plan).await?)
+    }
+
+    /// Plan one SQL statement (the last one if there are several; earlier ones run for their
+    /// effect, e.g. `CREATE VIEW`).
+    pub async fn sql(&self, sql: &str) -> Result<DataFrame> {
+        let mut statements = self.parse(sql)?;
+        let last = statements
+            .pop()
+            .ok_or_else(|| QueryError::Usage("no SQL statement given".into()))?;
+        for s in statements {
+            self.run_statement(s).await?.collect().await?;
+        }
+        self.run_statement(last).await
+    }
+
+    /// Run SQL and collect every batch.
+    pub async fn collect(
+        &self,
+        sql: &str,
+    ) -> Result<Vec<datafusion::arrow::record_batch::RecordBatch>> {
+        let df = self.sql(sql).await?;
+        df.collect().await.map_err(|e| self.map_error(e))
+    }
+
+    /// Turn DataFusion's out-of-memory error into one a user can act on.
+    pub fn map_error(&self, e: DataFusionError) -> QueryError {
+        let root = e.find_root();
+        if let DataFusionError::ResourcesExhausted(detail) = root {
+            return QueryError::MemoryExhausted {
+                limit: self
+                    .options
+                    .memory_limit
+                    .map(human_limit)
+                    .unwrap_or_else(|| "this machine".into()),
+                detail: detail.lines().next().unwrap_or_default().to_owned(),
+            };
+        }
+        QueryError::DataFusion(e)
+    }
+}
+
+/// Names the REPL completes: tables, columns and nested fields (`userIdentity.userName`).
+pub fn completion_names() -> Vec<String> {
+    let mut out = vec![
+        EVENTS_TABLE.to_owned(),
+        INSIGHTS_TABLE.to_owned(),
+        "system.files".to_owned(),
+        "system.partitions".to_owned(),
+        "system.store".to_owned(),
+    ];
+    fn walk(prefix: &str, fields: &Fields, out: &mut Vec<String>) {
+        for f in fields {
+            let name = if prefix.is_empty() {
+                f.name().clone()
+            } else {
+                format!("{prefix}.{}", f.name())
+            };
+            out.push(name.clone());
+            if let DataType::Struct(inner) = f.data_type() {
+                walk(&name, inner, out);
+            }
+        }
+    }
+    walk("", insight_schema().fields(), &mut out);
+    out.push(schema::PART_REGION.to_owned());
+    out.push(schema::PART_DATE.to_owned());
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn listing_table(
+    dir: &Path,
+    table_schema: &Schema,
+) -> Result<Arc<dyn datafusion::catalog::TableProvider>> {
+    let dir = dir
+        .canonicalize()
+        .map_err(|e| trail_store::StoreError::io(dir, e))?;
+    let url = ListingTableUrl::parse(format!("{}/", dir.display()))?;
     let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
         .with_file_extension(".parquet")
         .with_table_partition_cols(vec![
@@ -52,8 +324,30 @@ pub async fn open(root: &std::path::Path) -> Result<SessionContext> {
         ]);
     let config = ListingTableConfig::new(url)
         .with_listing_options(options)
-        .with_schema(schema::event_schema());
-    let table = ListingTable::try_new(config)?;
-    ctx.register_table(EVENTS_TABLE, Arc::new(table))?;
-    Ok(ctx)
+        .with_schema(view_schema(table_schema));
+    Ok(Arc::new(ListingTable::try_new(config)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_sizes() {
+        assert_eq!(parse_memory_size("512M").ok(), Some(512 << 20));
+        assert_eq!(parse_memory_size("2g").ok(), Some(2 << 30));
+        assert_eq!(parse_memory_size("1.5GiB").ok(), Some(3 << 29));
+        assert_eq!(parse_memory_size("4096").ok(), Some(4096));
+        assert!(parse_memory_size("lots").is_err());
+        assert!(parse_memory_size("5X").is_err());
+        assert!(parse_memory_size("0").is_err());
+    }
+
+    #[test]
+    fn completion_has_nested_fields() {
+        let names = completion_names();
+        assert!(names.contains(&"userIdentity.userName".to_owned()));
+        assert!(names.contains(&"userIdentity.sessionContext.attributes.mfaAuthenticated".to_owned()));
+        assert!(names.contains(&"eventTime".to_owned()));
+    }
 }

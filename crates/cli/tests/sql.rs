@@ -1,0 +1,424 @@
+#![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
+//! SQL over a store: field names in any case, partition and bloom-filter pruning proven with
+//! `EXPLAIN ANALYZE`, JSON and IP functions, system tables, the memory limit, every saved
+//! analysis on an ActionTrail and a CloudTrail fixture (snapshots), and `lookup` paging.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::util::pretty::pretty_format_batches;
+use trail_query::{Engine, EngineOptions};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn ingest(store: &Path, paths: &[PathBuf], compact: bool) {
+    let mut opts = trail_ingest::IngestOptions {
+        threads: 2,
+        ..Default::default()
+    };
+    if !compact {
+        opts.compact = None;
+    }
+    trail_ingest::ingest(store, paths, &opts, &trail_ingest::Progress::default(), |_| {})
+        .unwrap();
+}
+
+/// Stores made once per test process: (ActionTrail, CloudTrail).
+fn fixtures() -> &'static (tempfile::TempDir, tempfile::TempDir) {
+    static F: OnceLock<(tempfile::TempDir, tempfile::TempDir)> = OnceLock::new();
+    F.get_or_init(|| {
+        let at = tempfile::tempdir().unwrap();
+        let ct = tempfile::tempdir().unwrap();
+        ingest(at.path(), &[repo().join("testdata/security/actiontrail.ndjson")], true);
+        ingest(ct.path(), &[repo().join("testdata/security/cloudtrail.json")], true);
+        (at, ct)
+    })
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn query(store: &Path, sql: &str) -> Vec<RecordBatch> {
+    rt().block_on(async {
+        let e = Engine::open(store, EngineOptions::default()).await.unwrap();
+        e.collect(sql)
+            .await
+            .unwrap_or_else(|err| panic!("{sql}\n{err}"))
+    })
+}
+
+fn text(batches: &[RecordBatch]) -> String {
+    pretty_format_batches(batches).unwrap().to_string()
+}
+
+fn rows(batches: &[RecordBatch]) -> usize {
+    batches.iter().map(RecordBatch::num_rows).sum()
+}
+
+fn scalar(store: &Path, sql: &str) -> String {
+    let b = query(store, sql);
+    let t = text(&b);
+    t.lines().nth(3).unwrap_or("").trim_matches(['|', ' ']).to_owned()
+}
+
+#[test]
+fn field_names_as_users_write_them() {
+    let (at, _) = fixtures();
+    let sql = "SELECT eventName, userIdentity.userName, sourceIpAddress FROM events \
+               WHERE acsRegion = 'cn-hangzhou' AND eventTime >= TIMESTAMP '2024-05-02' \
+               AND eventName = 'ListBuckets' ORDER BY eventTime";
+    let expected = text(&query(at.path(), sql));
+    assert!(expected.contains("| ListBuckets | alice "), "{expected}");
+    for variant in [
+        sql.replace("eventName", "eventname"),
+        sql.replace("eventName", "EVENTNAME").replace("userIdentity.userName", "USERIDENTITY.USERNAME"),
+        sql.replace("sourceIpAddress", "SourceIPAddress"),
+    ] {
+        assert_eq!(text(&query(at.path(), &variant)), expected, "{variant}");
+    }
+    // eventTime is a UTC timestamp; the partition columns are typed.
+    let t = text(&query(
+        at.path(),
+        "SELECT arrow_typeof(eventTime) t, arrow_typeof(eventDate) d, arrow_typeof(region) r \
+         FROM events LIMIT 1",
+    ));
+    assert!(t.contains("Timestamp(µs, \"UTC\")") || t.contains("Timestamp(Microsecond, Some(\"UTC\"))"), "{t}");
+    assert!(t.contains("Date32"), "{t}");
+}
+
+fn explain_analyze(store: &Path, sql: &str) -> String {
+    let b = query(store, &format!("EXPLAIN ANALYZE {sql}"));
+    text(&b)
+}
+
+/// The number after `name=` in an EXPLAIN ANALYZE metric, summed over operators.
+fn metric(plan: &str, name: &str) -> u64 {
+    plan.match_indices(&format!("{name}="))
+        .map(|(i, m)| {
+            plan[i + m.len()..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+                .parse::<u64>()
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
+#[test]
+fn a_day_and_a_region_read_only_that_partition() {
+    let (at, _) = fixtures();
+    let all_files: u64 = scalar(at.path(), "SELECT count(*) FROM system.files").parse().unwrap();
+    assert!(all_files > 20, "fixture spans many partitions: {all_files}");
+    let sql = "SELECT count(*) FROM events WHERE acsRegion = 'cn-hangzhou' \
+               AND eventTime >= TIMESTAMP '2024-05-01 00:00:00' AND eventTime < TIMESTAMP '2024-05-02 00:00:00'";
+    let plan = explain_analyze(at.path(), sql);
+    // The scan lists exactly the one partition's file(s).
+    let scanned: Vec<&str> = plan
+        .split(|c: char| c == '[' || c == ']' || c == ',' || c.is_whitespace())
+        .filter(|w| w.ends_with(".parquet"))
+        .collect();
+    assert!(!scanned.is_empty(), "{plan}");
+    for f in &scanned {
+        assert!(
+            f.contains("region=cn-hangzhou/eventDate=2024-05-01/"),
+            "read a file outside the partition: {f}\n{plan}"
+        );
+    }
+    let expected: u64 = scalar(
+        at.path(),
+        "SELECT files FROM system.partitions WHERE region = 'cn-hangzhou' AND eventDate = DATE '2024-05-01'",
+    )
+    .parse()
+    .unwrap();
+    assert_eq!(scanned.len() as u64, expected, "{plan}");
+    // Same answer as without the derived partition filters.
+    assert_eq!(
+        scalar(at.path(), sql),
+        scalar(
+            at.path(),
+            "SELECT count(*) FROM events WHERE acsRegion || '' = 'cn-hangzhou' \
+             AND CAST(eventTime AS VARCHAR) >= '2024-05-01' AND CAST(eventTime AS VARCHAR) < '2024-05-02'"
+        )
+    );
+}
+
+#[test]
+fn equality_lookups_skip_row_groups_by_bloom_filter() {
+    // Two files in one partition; an eventId of one of them must prune the other's row group.
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.ndjson");
+    let b = dir.path().join("b.ndjson");
+    let line = |id: &str, ip: &str, m: u32| {
+        format!(
+            r#"{{"eventId":"{id}","eventTime":"2024-05-01T10:{m:02}:00Z","acsRegion":"cn-hangzhou","eventName":"DescribeInstances","sourceIpAddress":"{ip}","userIdentity":{{"type":"ram-user","userName":"u{m}"}}}}"#
+        )
+    };
+    std::fs::write(&a, (0..50).map(|i| line(&format!("a-{i}"), "198.51.100.1", i % 60)).collect::<Vec<_>>().join("\n")).unwrap();
+    std::fs::write(&b, (0..50).map(|i| line(&format!("b-{i}"), "203.0.113.9", i % 60)).collect::<Vec<_>>().join("\n")).unwrap();
+    let store = dir.path().join("store");
+    ingest(&store, &[a], false);
+    ingest(&store, &[b], false);
+    assert_eq!(scalar(&store, "SELECT count(*) FROM system.files"), "2");
+
+    let plan = explain_analyze(&store, "SELECT eventName FROM events WHERE eventId = 'a-7'");
+    let pruned = metric(&plan, "row_groups_pruned_bloom_filter")
+        + metric(&plan, "row_groups_pruned_statistics")
+        + metric(&plan, "files_ranges_pruned_statistics");
+    assert!(plan.contains("row_groups_pruned_bloom_filter"), "{plan}");
+    assert!(pruned >= 1, "no row group was skipped:\n{plan}");
+    let plan = explain_analyze(
+        &store,
+        "SELECT eventName FROM events WHERE sourceIpAddress = '203.0.113.9'",
+    );
+    let pruned = metric(&plan, "row_groups_pruned_bloom_filter")
+        + metric(&plan, "row_groups_pruned_statistics")
+        + metric(&plan, "files_ranges_pruned_statistics");
+    assert!(pruned >= 1, "no row group was skipped:\n{plan}");
+    assert_eq!(
+        scalar(&store, "SELECT count(*) FROM events WHERE sourceIpAddress = '203.0.113.9'"),
+        "50"
+    );
+}
+
+#[test]
+fn ip_function_examples_hold() {
+    let (at, _) = fixtures();
+    for (expr, want) in trail_query::ip::EXAMPLES {
+        let got = scalar(at.path(), &format!("SELECT CAST({expr} AS VARCHAR) AS v"));
+        let got = if got.is_empty() { "NULL".to_owned() } else { got };
+        assert_eq!(&got, want, "{expr}");
+    }
+    // On real columns: the public IPs of the fixture, and the private CI runner.
+    let t = text(&query(
+        at.path(),
+        "SELECT DISTINCT sourceIpAddress FROM events WHERE is_private_ip(sourceIpAddress) ORDER BY 1",
+    ));
+    assert!(t.contains("10.0.8.15"), "{t}");
+    assert_eq!(
+        scalar(
+            at.path(),
+            "SELECT count(DISTINCT ip_network(sourceIpAddress, 24)) FROM events \
+             WHERE ip_in_cidr(sourceIpAddress, '192.0.2.0/24')"
+        ),
+        "1"
+    );
+}
+
+#[test]
+fn json_functions_reach_into_request_parameters() {
+    let (at, ct) = fixtures();
+    assert_eq!(
+        scalar(
+            at.path(),
+            "SELECT json_get_str(requestParameters, 'SourceCidrIp') FROM events \
+             WHERE eventName = 'AuthorizeSecurityGroup'"
+        ),
+        "0.0.0.0/0"
+    );
+    assert_eq!(
+        scalar(
+            ct.path(),
+            "SELECT json_get_str(requestParameters, 'ipPermissions', 'items', 0, 'ipRanges', 'items', 0, 'cidrIp') \
+             FROM events WHERE eventName = 'AuthorizeSecurityGroupIngress'"
+        ),
+        "0.0.0.0/0"
+    );
+    assert_eq!(
+        scalar(
+            at.path(),
+            "SELECT requestParameters->>'PortRange' FROM events WHERE eventName = 'AuthorizeSecurityGroup'"
+        ),
+        "22/22"
+    );
+}
+
+#[test]
+fn system_tables_describe_the_store() {
+    let (at, _) = fixtures();
+    let events = scalar(at.path(), "SELECT count(*) FROM events");
+    assert_eq!(events, "303");
+    assert_eq!(scalar(at.path(), "SELECT rows FROM system.store"), events);
+    assert_eq!(scalar(at.path(), "SELECT sum(rows) FROM system.partitions"), events);
+    assert_eq!(scalar(at.path(), "SELECT sum(rows) FROM system.files"), events);
+    assert_eq!(
+        scalar(
+            at.path(),
+            "SELECT count(*) FROM system.partitions p JOIN \
+             (SELECT region, eventDate, count(*) n FROM events GROUP BY 1, 2) e \
+             ON p.region = e.region AND p.eventDate = e.eventDate AND p.rows = e.n"
+        ),
+        scalar(at.path(), "SELECT count(*) FROM system.partitions")
+    );
+    // The insights table exists before any insight run, empty, with the events' columns.
+    assert_eq!(scalar(at.path(), "SELECT count(*) FROM insights"), "0");
+    assert_eq!(
+        scalar(at.path(), "SELECT count(eventName) FROM insights WHERE userIdentity.userName = 'x'"),
+        "0"
+    );
+}
+
+#[test]
+fn memory_limit_gives_an_actionable_error() {
+    let (at, _) = fixtures();
+    let err = rt().block_on(async {
+        let e = Engine::open(
+            at.path(),
+            EngineOptions {
+                memory_limit: Some(64 * 1024),
+                threads: 2,
+            },
+        )
+        .await
+        .unwrap();
+        e.collect("SELECT array_agg(raw ORDER BY raw) FROM events GROUP BY eventName")
+            .await
+            .map(|_| ())
+            .unwrap_err()
+    });
+    let msg = err.to_string();
+    assert!(msg.contains("more memory than the limit of 0 MiB") || msg.contains("more memory than the limit"), "{msg}");
+    assert!(msg.contains("--memory-limit"), "{msg}");
+    // Within a modest limit the same data sorts fine.
+    let rows = rt().block_on(async {
+        let e = Engine::open(
+            at.path(),
+            EngineOptions {
+                memory_limit: Some(64 << 20),
+                threads: 2,
+            },
+        )
+        .await
+        .unwrap();
+        e.collect("SELECT raw FROM events ORDER BY raw").await.map(|b| rows(&b))
+    });
+    assert_eq!(rows.unwrap(), 303);
+}
+
+#[test]
+fn every_saved_query_on_actiontrail_and_cloudtrail() {
+    let (at, ct) = fixtures();
+    let lib = trail_query::saved::Library::load(None).unwrap();
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path("snapshots/saved");
+    settings.set_prepend_module_to_snapshot(false);
+    let mut empty = Vec::new();
+    for q in lib.iter() {
+        let mut params = std::collections::BTreeMap::new();
+        // Required parameters get a value that exists in the fixture.
+        for p in &q.params {
+            if p.default.is_none() {
+                let v = match p.name.as_str() {
+                    "ip" => "203.0.113.66",
+                    "user" => "eve",
+                    "day" => "2024-05-01",
+                    other => panic!("{}: give the test a value for {other}", q.name),
+                };
+                params.insert(p.name.clone(), v.to_owned());
+            }
+        }
+        let sql = q.bind(&params).unwrap();
+        let a = query(at.path(), &sql);
+        let c = query(ct.path(), &sql);
+        assert_eq!(
+            rows(&a),
+            rows(&c),
+            "{}: the same scenario gives a different number of rows in the two dialects\n{}\n{}",
+            q.name,
+            text(&a),
+            text(&c)
+        );
+        if rows(&a) == 0 {
+            empty.push(q.name.clone());
+        }
+        settings.bind(|| {
+            insta::assert_snapshot!(format!("{}__actiontrail", q.name), text(&a));
+            insta::assert_snapshot!(format!("{}__cloudtrail", q.name), text(&c));
+        });
+    }
+    assert!(empty.is_empty(), "saved queries that find nothing in the fixture: {empty:?}");
+}
+
+#[test]
+fn lookup_pages_stay_valid_while_the_store_grows() {
+    use trail_query::lookup::{Direction, LookupRequest, lookup};
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    ingest(&store, &[repo().join("testdata/security/actiontrail.ndjson")], true);
+    let all_eve: Vec<String> = {
+        let b = query(
+            &store,
+            "SELECT eventId FROM events WHERE userIdentity.userName = 'eve' AND eventRW = 'Read' \
+             ORDER BY eventTime DESC, eventId DESC",
+        );
+        text(&b)
+            .lines()
+            .skip(3)
+            .filter(|l| l.starts_with('|'))
+            .map(|l| l.trim_matches(['|', ' ']).to_owned())
+            .collect()
+    };
+    assert!(all_eve.len() > 20);
+    let rt = rt();
+    let mut seen = Vec::new();
+    let mut token = None;
+    let mut pages = 0;
+    loop {
+        let page = rt.block_on(async {
+            let e = Engine::open(&store, EngineOptions::default()).await.unwrap();
+            let req = LookupRequest {
+                attributes: vec![("User".into(), "eve".into()), ("EventRW".into(), "Read".into())],
+                max_results: 7,
+                next_token: token.clone(),
+                direction: Direction::Backward,
+                ..Default::default()
+            };
+            lookup(&e, &req).await.unwrap()
+        });
+        for b in &page.batches {
+            let ids = b.column(1);
+            let f = datafusion::arrow::util::display::ArrayFormatter::try_new(ids.as_ref(), &Default::default()).unwrap();
+            for i in 0..b.num_rows() {
+                seen.push(f.value(i).to_string());
+            }
+        }
+        pages += 1;
+        if pages == 2 {
+            // New events arrive between pages, newer and older than the cursor.
+            let extra = dir.path().join("more.ndjson");
+            std::fs::write(&extra, concat!(
+                r#"{"eventId":"NEW-1","eventTime":"2024-06-01T00:00:00Z","acsRegion":"cn-hangzhou","eventName":"GetUser","eventRW":"Read","userIdentity":{"type":"ram-user","userName":"eve"}}"#, "\n",
+            )).unwrap();
+            ingest(&store, &[extra], true);
+        }
+        match page.next_token {
+            Some(t) => token = Some(t),
+            None => break,
+        }
+    }
+    assert_eq!(seen, all_eve, "paging skipped or repeated events");
+    assert!(pages >= 4);
+    // Attributes combine: different keys AND, same key OR.
+    let n = rt.block_on(async {
+        let e = Engine::open(&store, EngineOptions::default()).await.unwrap();
+        let req = LookupRequest {
+            attributes: vec![
+                ("EventName".into(), "StopLogging".into()),
+                ("EventName".into(), "DeleteTrail".into()),
+                ("SourceIpAddress".into(), "198.51.100.13".into()),
+            ],
+            max_results: 50,
+            ..Default::default()
+        };
+        rows(&lookup(&e, &req).await.unwrap().batches)
+    });
+    assert_eq!(n, 2);
+}

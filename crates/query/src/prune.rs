@@ -1,0 +1,180 @@
+//! Partition pruning from the filters users write.
+//!
+//! Files live under `region=<acsRegion>/eventDate=<UTC date of eventTime>/`, but users filter on
+//! `acsRegion` and `eventTime`, not on the partition columns. For every filter over a table that
+//! has all four columns, each conjunct that bounds `acsRegion` or `eventTime` by constants gets
+//! an implied conjunct on `region` or `eventDate` added next to it:
+//!
+//! | written                          | added                                  |
+//! |----------------------------------|----------------------------------------|
+//! | `acsRegion = 'r'`                | `region = 'r'`                         |
+//! | `acsRegion IN ('a', 'b')`        | `region IN ('a', 'b')`                 |
+//! | `eventTime >= t`, `eventTime > t`| `eventDate >= CAST(t AS DATE)`         |
+//! | `eventTime <= t`                 | `eventDate <= CAST(t AS DATE)`         |
+//! | `eventTime < t`                  | `eventDate <= CAST(t - 1µs AS DATE)`   |
+//! | `eventTime = t`                  | `eventDate = CAST(t AS DATE)`          |
+//! | `eventTime BETWEEN a AND b`      | `eventDate BETWEEN CAST(a..) AND ..`   |
+//!
+//! The added conjuncts are implied by the written ones (the partition values are computed from
+//! exactly these fields at ingest), so results never change; DataFusion then skips whole
+//! directories. Region literals are only mirrored when they are stored verbatim (`[a-z0-9-]`).
+
+use datafusion::arrow::datatypes::{DataType, TimeUnit};
+use datafusion::common::tree_node::Transformed;
+use datafusion::common::{Column, ScalarValue};
+use datafusion::error::Result;
+use datafusion::logical_expr::expr::InList;
+use datafusion::logical_expr::utils::{conjunction, split_conjunction};
+use datafusion::logical_expr::{Between, BinaryExpr, Expr, Filter, LogicalPlan, Operator, cast};
+use trail_store::schema;
+
+/// Add partition filters implied by `acsRegion`/`eventTime` filters anywhere in `plan`.
+pub fn derive_partition_filters(plan: LogicalPlan) -> Result<LogicalPlan> {
+    plan.transform_up_with_subqueries(|node| {
+        let LogicalPlan::Filter(filter) = node else {
+            return Ok(Transformed::no(node));
+        };
+        let schema = filter.input.schema().clone();
+        let mut added = Vec::new();
+        for conjunct in split_conjunction(&filter.predicate) {
+            derive(conjunct, &mut added, &|c: &Column, name: &str| {
+                let target = Column::new(c.relation.clone(), name);
+                schema.has_column(&target).then_some(target)
+            });
+        }
+        if added.is_empty() {
+            return Ok(Transformed::no(LogicalPlan::Filter(filter)));
+        }
+        let predicate = conjunction(std::iter::once(filter.predicate.clone()).chain(added))
+            .unwrap_or(filter.predicate.clone());
+        Ok(Transformed::yes(LogicalPlan::Filter(Filter::try_new(
+            predicate,
+            filter.input,
+        )?)))
+    })
+    .map(|t| t.data)
+}
+
+fn column_named<'a>(e: &'a Expr, name: &str) -> Option<&'a Column> {
+    match e {
+        Expr::Column(c) if c.name == name => Some(c),
+        Expr::Cast(c) => column_named(&c.expr, name),
+        _ => None,
+    }
+}
+
+fn constant(e: &Expr) -> bool {
+    e.column_refs().is_empty() && !matches!(e, Expr::ScalarSubquery(_))
+}
+
+fn is_plain_region(e: &Expr) -> bool {
+    match e {
+        Expr::Literal(ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)), _) => {
+            !s.is_empty()
+                && s.len() <= trail_store::layout::MAX_REGION_BYTES
+                && s.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        }
+        _ => false,
+    }
+}
+
+fn to_date(e: &Expr) -> Expr {
+    // A bare timestamp literal is read as UTC, like eventTime itself.
+    let utc = cast(
+        e.clone(),
+        DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+    );
+    cast(utc, DataType::Date32)
+}
+
+/// The date of the last microsecond before `e`: `eventTime < t` implies
+/// `eventDate <= date(t - 1µs)`, so a bound at midnight excludes that day.
+fn date_before(e: &Expr) -> Expr {
+    let utc = cast(
+        e.clone(),
+        DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+    );
+    let one_us = Expr::Literal(ScalarValue::new_interval_mdn(0, 0, 1_000), None);
+    cast(
+        Expr::BinaryExpr(BinaryExpr::new(Box::new(utc), Operator::Minus, Box::new(one_us))),
+        DataType::Date32,
+    )
+}
+
+fn flip(op: Operator) -> Option<Operator> {
+    Some(match op {
+        Operator::Eq => Operator::Eq,
+        Operator::Lt => Operator::Gt,
+        Operator::LtEq => Operator::GtEq,
+        Operator::Gt => Operator::Lt,
+        Operator::GtEq => Operator::LtEq,
+        _ => return None,
+    })
+}
+
+fn derive(e: &Expr, out: &mut Vec<Expr>, target: &dyn Fn(&Column, &str) -> Option<Column>) {
+    match e {
+        Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+            let (col_side, value, op) = if constant(right) {
+                (left.as_ref(), right.as_ref(), *op)
+            } else if constant(left) {
+                match flip(*op) {
+                    Some(op) => (right.as_ref(), left.as_ref(), op),
+                    None => return,
+                }
+            } else {
+                return;
+            };
+            if let Some(c) = column_named(col_side, schema::ACS_REGION) {
+                if op == Operator::Eq && is_plain_region(value) {
+                    if let Some(t) = target(c, schema::PART_REGION) {
+                        out.push(Expr::Column(t).eq(value.clone()));
+                    }
+                }
+            } else if let Some(c) = column_named(col_side, schema::EVENT_TIME) {
+                let Some(t) = target(c, schema::PART_DATE) else {
+                    return;
+                };
+                let (date_op, bound) = match op {
+                    Operator::Eq => (Operator::Eq, to_date(value)),
+                    Operator::Gt | Operator::GtEq => (Operator::GtEq, to_date(value)),
+                    Operator::LtEq => (Operator::LtEq, to_date(value)),
+                    Operator::Lt => (Operator::LtEq, date_before(value)),
+                    _ => return,
+                };
+                out.push(Expr::BinaryExpr(BinaryExpr::new(
+                    Box::new(Expr::Column(t)),
+                    date_op,
+                    Box::new(bound),
+                )));
+            }
+        }
+        Expr::InList(InList {
+            expr,
+            list,
+            negated: false,
+        }) => {
+            if let Some(c) = column_named(expr, schema::ACS_REGION) {
+                if !list.is_empty() && list.iter().all(is_plain_region) {
+                    if let Some(t) = target(c, schema::PART_REGION) {
+                        out.push(Expr::Column(t).in_list(list.clone(), false));
+                    }
+                }
+            }
+        }
+        Expr::Between(Between {
+            expr,
+            negated: false,
+            low,
+            high,
+        }) if constant(low) && constant(high) => {
+            if let Some(c) = column_named(expr, schema::EVENT_TIME) {
+                if let Some(t) = target(c, schema::PART_DATE) {
+                    out.push(Expr::Column(t).between(to_date(low), to_date(high)));
+                }
+            }
+        }
+        _ => {}
+    }
+}

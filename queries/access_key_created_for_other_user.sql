@@ -1,0 +1,14 @@
+-- name: access_key_created_for_other_user
+-- title: Access key created for another user
+-- description: An identity created an access key for a different user: a common way to keep access through someone else's account.
+-- tactic: TA0003 Persistence
+-- param: since = 1970-01-01 00:00:00  (start of the window, UTC)
+-- param: until = 2200-01-01 00:00:00  (end of the window, UTC, exclusive)
+SELECT eventTime, coalesce(userIdentity.userName, userIdentity.sessionContext.sessionIssuer.userName, userIdentity.principalId) AS actor,
+       coalesce(json_get_str(requestParameters, 'UserName'), json_get_str(requestParameters, 'userName')) AS key_owner,
+       sourceIpAddress, errorCode
+FROM events
+WHERE eventName = 'CreateAccessKey'
+  AND coalesce(json_get_str(requestParameters, 'UserName'), json_get_str(requestParameters, 'userName')) <> coalesce(userIdentity.userName, userIdentity.sessionContext.sessionIssuer.userName, userIdentity.principalId)
+  AND eventTime >= TIMESTAMP :since AND eventTime < TIMESTAMP :until
+ORDER BY eventTime

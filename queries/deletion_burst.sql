@@ -1,0 +1,15 @@
+-- name: deletion_burst
+-- title: Many deletions by one identity in a short window
+-- description: Identities that deleted, terminated, removed or released many resources within 10 minutes: destruction or a runaway script.
+-- tactic: TA0040 Impact
+-- param: min_deletes = 10  (deletions in one 10-minute window)
+-- param: since = 1970-01-01 00:00:00  (start of the window, UTC)
+-- param: until = 2200-01-01 00:00:00  (end of the window, UTC, exclusive)
+SELECT date_bin(INTERVAL '10 minutes', eventTime) AS window_start, coalesce(userIdentity.userName, userIdentity.sessionContext.sessionIssuer.userName, userIdentity.principalId) AS identity,
+       count(*) AS deletions, count(DISTINCT eventName) AS operations,
+       array_to_string(array_sort(array_agg(DISTINCT eventName)), ', ') AS names
+FROM events
+WHERE regexp_like(eventName, '^(Delete|Terminate|Remove|Release|Destroy)') AND errorCode IS NULL AND eventTime >= TIMESTAMP :since AND eventTime < TIMESTAMP :until
+GROUP BY 1, 2
+HAVING count(*) >= :min_deletes
+ORDER BY window_start, identity

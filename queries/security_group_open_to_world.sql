@@ -1,0 +1,16 @@
+-- name: security_group_open_to_world
+-- title: Security group opened to 0.0.0.0/0
+-- description: Inbound rules that admit any address (0.0.0.0/0 or ::/0): ActionTrail AuthorizeSecurityGroup, CloudTrail AuthorizeSecurityGroupIngress.
+-- tactic: TA0005 Defense Evasion
+-- param: since = 1970-01-01 00:00:00  (start of the window, UTC)
+-- param: until = 2200-01-01 00:00:00  (end of the window, UTC, exclusive)
+SELECT eventTime, coalesce(userIdentity.userName, userIdentity.sessionContext.sessionIssuer.userName, userIdentity.principalId) AS actor, eventName,
+       coalesce(json_get_str(requestParameters, 'SecurityGroupId'), json_get_str(requestParameters, 'groupId')) AS security_group,
+       coalesce(json_get_str(requestParameters, 'PortRange'),
+                CAST(json_get_int(requestParameters, 'ipPermissions', 'items', 0, 'fromPort') AS VARCHAR)) AS ports,
+       sourceIpAddress, errorCode
+FROM events
+WHERE eventName IN ('AuthorizeSecurityGroup', 'AuthorizeSecurityGroupIngress', 'ModifySecurityGroupRule')
+  AND (requestParameters LIKE '%0.0.0.0/0%' OR requestParameters LIKE '%"::/0"%')
+  AND eventTime >= TIMESTAMP :since AND eventTime < TIMESTAMP :until
+ORDER BY eventTime
