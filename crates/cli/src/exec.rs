@@ -34,12 +34,11 @@ impl std::error::Error for Failure {}
 pub fn explain(sql: &str, e: &QueryError) -> String {
     let mut msg = format!("error: {}", visible(&e.to_string()));
     let mut location: Option<(usize, usize)> = None;
-    if let QueryError::DataFusion(df) = e {
-        if let Some(span) = df.diagnostic().and_then(|d| d.span) {
-            if span.start.line > 0 {
-                location = Some((span.start.line as usize, span.start.column as usize));
-            }
-        }
+    if let QueryError::DataFusion(df) = e
+        && let Some(span) = df.diagnostic().and_then(|d| d.span)
+        && span.start.line > 0
+    {
+        location = Some((span.start.line as usize, span.start.column as usize));
     }
     if location.is_none() {
         // sqlparser: "... at Line: 1, Column: 8"
@@ -47,29 +46,26 @@ pub fn explain(sql: &str, e: &QueryError) -> String {
         if let Some(i) = text.rfind("Line: ") {
             let rest = &text[i + 6..];
             let line = rest.split(',').next().and_then(|l| l.trim().parse().ok());
-            let col = rest
-                .split("Column: ")
-                .nth(1)
-                .and_then(|c| {
-                    c.chars()
-                        .take_while(char::is_ascii_digit)
-                        .collect::<String>()
-                        .parse()
-                        .ok()
-                });
+            let col = rest.split("Column: ").nth(1).and_then(|c| {
+                c.chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect::<String>()
+                    .parse()
+                    .ok()
+            });
             if let (Some(l), Some(c)) = (line, col) {
                 location = Some((l, c));
             }
         }
     }
-    if let Some((line, col)) = location {
-        if let Some(text) = sql.lines().nth(line.saturating_sub(1)) {
-            let shown = visible(text);
-            msg.push_str(&format!(
-                "\n  at line {line}, column {col}:\n    {shown}\n    {}^",
-                " ".repeat(col.saturating_sub(1).min(shown.chars().count()))
-            ));
-        }
+    if let Some((line, col)) = location
+        && let Some(text) = sql.lines().nth(line.saturating_sub(1))
+    {
+        let shown = visible(text);
+        msg.push_str(&format!(
+            "\n  at line {line}, column {col}:\n    {shown}\n    {}^",
+            " ".repeat(col.saturating_sub(1).min(shown.chars().count()))
+        ));
     }
     msg
 }

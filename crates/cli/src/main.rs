@@ -328,7 +328,12 @@ fn settings(o: &OutputArgs) -> exec::Settings {
 }
 
 /// Run SQL, printing results to stdout and a failure to stderr (exit 1).
-fn run_printed(store: &std::path::Path, q: &QueryOpts, sql: &str, o: &OutputArgs) -> Result<ExitCode> {
+fn run_printed(
+    store: &std::path::Path,
+    q: &QueryOpts,
+    sql: &str,
+    o: &OutputArgs,
+) -> Result<ExitCode> {
     runtime()?.block_on(async {
         let engine = open_engine(store, q).await?;
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
@@ -403,10 +408,16 @@ fn queries(q: &QueryOpts, name: Option<String>, json: bool) -> Result<ExitCode> 
             "{:<36} {}{}",
             q.name,
             q.title,
-            q.tactic.as_deref().map(|t| format!("  [{t}]")).unwrap_or_default()
+            q.tactic
+                .as_deref()
+                .map(|t| format!("  [{t}]"))
+                .unwrap_or_default()
         )?;
     }
-    writeln!(out, "\n`trail run NAME [--param k=v]` runs one; `trail queries NAME` shows it.")?;
+    writeln!(
+        out,
+        "\n`trail run NAME [--param k=v]` runs one; `trail queries NAME` shows it."
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -430,10 +441,10 @@ fn parse_user_time(s: &str) -> Result<i64> {
     if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S") {
         return Ok(t.and_utc().timestamp_micros());
     }
-    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        if let Some(t) = d.and_hms_opt(0, 0, 0) {
-            return Ok(t.and_utc().timestamp_micros());
-        }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        && let Some(t) = d.and_hms_opt(0, 0, 0)
+    {
+        return Ok(t.and_utc().timestamp_micros());
     }
     anyhow::bail!(
         "`{}` is not a time; write 2024-05-01, 2024-05-01T08:00:00Z or 2024-05-01 08:00:00 (UTC)",

@@ -51,7 +51,11 @@ fn formatted(batch: &RecordBatch) -> Result<Vec<Vec<String>>> {
     let mut cols = Vec::with_capacity(batch.num_columns());
     for c in batch.columns() {
         let f = ArrayFormatter::try_new(c.as_ref(), &opts)?;
-        cols.push((0..batch.num_rows()).map(|i| f.value(i).to_string()).collect());
+        cols.push(
+            (0..batch.num_rows())
+                .map(|i| f.value(i).to_string())
+                .collect(),
+        );
     }
     Ok(cols)
 }
@@ -192,7 +196,11 @@ impl<'w> Renderer<'w> {
                             }
                         })
                         .collect();
-                    let sep = if self.format == Format::Csv { "," } else { "\t" };
+                    let sep = if self.format == Format::Csv {
+                        ","
+                    } else {
+                        "\t"
+                    };
                     writeln!(self.out, "{}", cells.join(sep))?;
                 }
             }

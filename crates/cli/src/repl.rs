@@ -49,12 +49,24 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     ("\\?", "", "this help"),
     ("\\d", "[TABLE]", "list tables, or the columns of TABLE"),
     ("\\timing", "[on|off]", "show how long each statement took"),
-    ("\\format", "FMT", "table, csv, tsv, json, ndjson or markdown"),
+    (
+        "\\format",
+        "FMT",
+        "table, csv, tsv, json, ndjson or markdown",
+    ),
     ("\\maxrows", "N|all", "rows shown per result (default 40)"),
     ("\\i", "FILE", "run the SQL in FILE"),
-    ("\\o", "[FILE]", "send results to FILE (no FILE: back to the screen)"),
+    (
+        "\\o",
+        "[FILE]",
+        "send results to FILE (no FILE: back to the screen)",
+    ),
     ("\\queries", "", "list saved analyses"),
-    ("\\run", "NAME [k=v ...]", "run a saved analysis with parameters"),
+    (
+        "\\run",
+        "NAME [k=v ...]",
+        "run a saved analysis with parameters",
+    ),
 ];
 
 impl Command {
@@ -81,25 +93,106 @@ impl Command {
             "\\o" => Command::Output(one(&rest)),
             "\\queries" => Command::Queries,
             "\\run" => {
-                let name = one(&rest).ok_or("\\run needs a saved query name; \\queries lists them")?;
+                let name =
+                    one(&rest).ok_or("\\run needs a saved query name; \\queries lists them")?;
                 Command::Run(name, rest[1..].to_vec())
             }
-            other => return Err(format!("unknown command `{}`; \\? lists them", visible(other))),
+            other => {
+                return Err(format!(
+                    "unknown command `{}`; \\? lists them",
+                    visible(other)
+                ));
+            }
         })
     }
 }
 
 const KEYWORDS: &[&str] = &[
-    "SELECT", "FROM", "WHERE", "GROUP", "BY", "ORDER", "HAVING", "LIMIT", "OFFSET", "AND", "OR",
-    "NOT", "IN", "IS", "NULL", "LIKE", "ILIKE", "BETWEEN", "AS", "DISTINCT", "COUNT", "SUM",
-    "MIN", "MAX", "AVG", "CASE", "WHEN", "THEN", "ELSE", "END", "JOIN", "LEFT", "RIGHT",
-    "INNER", "OUTER", "FULL", "ON", "USING", "WITH", "UNION", "ALL", "EXCEPT", "INTERSECT",
-    "DESC", "ASC", "TIMESTAMP", "DATE", "INTERVAL", "CAST", "EXISTS", "EXPLAIN", "ANALYZE",
-    "SHOW", "TABLES", "COLUMNS", "CREATE", "VIEW", "DESCRIBE", "OVER", "PARTITION", "ROWS",
-    "date_trunc", "date_bin", "now", "lower", "upper", "regexp_like", "split_part",
-    "approx_distinct", "array_agg", "string_agg", "json_get_str", "json_get", "json_get_int",
-    "json_get_bool", "json_contains", "json_length", "json_object_keys", "ip_in_cidr",
-    "is_private_ip", "ip_network", "is_ip", "to_timestamp", "extract", "coalesce",
+    "SELECT",
+    "FROM",
+    "WHERE",
+    "GROUP",
+    "BY",
+    "ORDER",
+    "HAVING",
+    "LIMIT",
+    "OFFSET",
+    "AND",
+    "OR",
+    "NOT",
+    "IN",
+    "IS",
+    "NULL",
+    "LIKE",
+    "ILIKE",
+    "BETWEEN",
+    "AS",
+    "DISTINCT",
+    "COUNT",
+    "SUM",
+    "MIN",
+    "MAX",
+    "AVG",
+    "CASE",
+    "WHEN",
+    "THEN",
+    "ELSE",
+    "END",
+    "JOIN",
+    "LEFT",
+    "RIGHT",
+    "INNER",
+    "OUTER",
+    "FULL",
+    "ON",
+    "USING",
+    "WITH",
+    "UNION",
+    "ALL",
+    "EXCEPT",
+    "INTERSECT",
+    "DESC",
+    "ASC",
+    "TIMESTAMP",
+    "DATE",
+    "INTERVAL",
+    "CAST",
+    "EXISTS",
+    "EXPLAIN",
+    "ANALYZE",
+    "SHOW",
+    "TABLES",
+    "COLUMNS",
+    "CREATE",
+    "VIEW",
+    "DESCRIBE",
+    "OVER",
+    "PARTITION",
+    "ROWS",
+    "date_trunc",
+    "date_bin",
+    "now",
+    "lower",
+    "upper",
+    "regexp_like",
+    "split_part",
+    "approx_distinct",
+    "array_agg",
+    "string_agg",
+    "json_get_str",
+    "json_get",
+    "json_get_int",
+    "json_get_bool",
+    "json_contains",
+    "json_length",
+    "json_object_keys",
+    "ip_in_cidr",
+    "is_private_ip",
+    "ip_network",
+    "is_ip",
+    "to_timestamp",
+    "extract",
+    "coalesce",
 ];
 
 /// Tab completion and statement continuation for rustyline.
@@ -121,7 +214,9 @@ impl TrailHelper {
         let before = &line[..pos];
         let start = before
             .rfind(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.' || c == '\\'))
-            .map_or(0, |i| i + before[i..].chars().next().map_or(1, char::len_utf8));
+            .map_or(0, |i| {
+                i + before[i..].chars().next().map_or(1, char::len_utf8)
+            });
         let word = &before[start..];
         let lower = word.to_lowercase();
         let trimmed = before.trim_start();
@@ -485,7 +580,10 @@ pub async fn run(engine: &Engine, library: &Library, format: Format) -> Result<(
             let _ = std::fs::create_dir_all(dir);
         }
         if let Err(e) = editor.save_history(h) {
-            eprintln!("could not save history to {}: {e}", visible(&h.display().to_string()));
+            eprintln!(
+                "could not save history to {}: {e}",
+                visible(&h.display().to_string())
+            );
         }
     }
     Ok(())
@@ -505,7 +603,10 @@ mod tests {
                 vec!["since=2020-01-01".into()]
             ))
         );
-        assert_eq!(Command::parse("\\timing off"), Ok(Command::Timing(Some(false))));
+        assert_eq!(
+            Command::parse("\\timing off"),
+            Ok(Command::Timing(Some(false)))
+        );
         assert!(Command::parse("\\nope").is_err());
         assert!(Command::parse("\\run").is_err());
     }

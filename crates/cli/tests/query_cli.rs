@@ -24,7 +24,11 @@ fn store() -> &'static Path {
             .arg(repo().join("testdata/security/actiontrail.ndjson"))
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         dir
     })
     .path()
@@ -78,15 +82,29 @@ fn formats() {
     assert!(stdout(&md).starts_with("| eventName | n |\n|---|---:|\n| DeleteAccessKey | 1 |\n"));
     // An empty result still has its header.
     let empty = trail(&["sql", "-c", "SELECT eventName FROM events WHERE false"]);
-    assert!(stdout(&empty).contains("│ eventName │"), "{}", stdout(&empty));
+    assert!(
+        stdout(&empty).contains("│ eventName │"),
+        "{}",
+        stdout(&empty)
+    );
     assert!(stdout(&empty).contains("(0 rows)"));
-    let empty_csv = trail(&["sql", "-c", "SELECT eventName FROM events WHERE false", "--format", "csv"]);
+    let empty_csv = trail(&[
+        "sql",
+        "-c",
+        "SELECT eventName FROM events WHERE false",
+        "--format",
+        "csv",
+    ]);
     assert_eq!(stdout(&empty_csv), "eventName\n");
 }
 
 #[test]
 fn errors_point_into_the_sql_and_exit_non_zero() {
-    let o = trail(&["sql", "-c", "SELECT eventName\nFROM events\nWHERE nosuchfield = 1"]);
+    let o = trail(&[
+        "sql",
+        "-c",
+        "SELECT eventName\nFROM events\nWHERE nosuchfield = 1",
+    ]);
     assert_eq!(o.status.code(), Some(1));
     let e = stderr(&o);
     assert!(e.contains("nosuchfield"), "{e}");
@@ -101,7 +119,11 @@ fn errors_point_into_the_sql_and_exit_non_zero() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("is not a trail store"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("is not a trail store"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -124,7 +146,13 @@ fn head_closes_the_pipe_quietly() {
     let mut child = Command::new(bin())
         .arg("--store")
         .arg(store())
-        .args(["sql", "-c", "SELECT raw FROM events, (SELECT 1 FROM events LIMIT 50)", "--format", "csv"])
+        .args([
+            "sql",
+            "-c",
+            "SELECT raw FROM events, (SELECT 1 FROM events LIMIT 50)",
+            "--format",
+            "csv",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -135,7 +163,12 @@ fn head_closes_the_pipe_quietly() {
     drop(out);
     let status = child.wait().unwrap();
     let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     assert!(status.success(), "exit {status:?}: {err}");
     assert!(err.is_empty(), "{err}");
 }
@@ -150,9 +183,24 @@ fn csv_neutralizes_formulas_from_event_data() {
     )
     .unwrap();
     let s = dir.path().join("s");
-    assert!(Command::new(bin()).args(["ingest", "-q", "--store"]).arg(&s).arg(&f).status().unwrap().success());
+    assert!(
+        Command::new(bin())
+            .args(["ingest", "-q", "--store"])
+            .arg(&s)
+            .arg(&f)
+            .status()
+            .unwrap()
+            .success()
+    );
     let o = Command::new(bin())
-        .args(["sql", "--format", "csv", "-c", "SELECT eventName, userAgent, userIdentity.userName AS u FROM events", "--store"])
+        .args([
+            "sql",
+            "--format",
+            "csv",
+            "-c",
+            "SELECT eventName, userAgent, userIdentity.userName AS u FROM events",
+            "--store",
+        ])
         .arg(&s)
         .output()
         .unwrap();
@@ -167,10 +215,17 @@ fn saved_queries_list_show_and_run() {
     let o = trail(&["queries"]);
     assert!(o.status.success());
     let list = stdout(&o);
-    assert!(list.lines().filter(|l| l.contains('[')).count() >= 20, "{list}");
+    assert!(
+        list.lines().filter(|l| l.contains('[')).count() >= 20,
+        "{list}"
+    );
     assert!(list.contains("console_signin_without_mfa"));
     let o = trail(&["queries", "failed_signin_burst_by_ip"]);
-    assert!(stdout(&o).contains("--param min_failures=5"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("--param min_failures=5"),
+        "{}",
+        stdout(&o)
+    );
     let o = trail(&["run", "failed_signin_burst_by_ip", "--format", "csv"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(
@@ -179,25 +234,55 @@ fn saved_queries_list_show_and_run() {
          2024-05-01T03:00:00Z,203.0.113.66,6,1,alice\n\
          2024-05-01T03:20:00Z,203.0.113.77,4,4,\"bob, ci-bot, eve, svc-legacy\"\n"
     );
-    let o = trail(&["run", "failed_signin_burst_by_ip", "-p", "min_failures=3", "-p", "since=2024-05-01 03:10:00", "--format", "csv"]);
+    let o = trail(&[
+        "run",
+        "failed_signin_burst_by_ip",
+        "-p",
+        "min_failures=3",
+        "-p",
+        "since=2024-05-01 03:10:00",
+        "--format",
+        "csv",
+    ]);
     assert_eq!(stdout(&o).lines().count(), 2, "{}", stdout(&o));
     // Required parameter missing; unknown parameter; unknown query: clear errors.
     let o = trail(&["run", "activity_by_ip"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("needs the parameter `ip`"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("needs the parameter `ip`"),
+        "{}",
+        stderr(&o)
+    );
     let o = trail(&["run", "activity_by_ip", "-p", "colour=red"]);
-    assert!(stderr(&o).contains("has no parameter `colour`"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("has no parameter `colour`"),
+        "{}",
+        stderr(&o)
+    );
     let o = trail(&["run", "failed_signin"]);
     assert!(stderr(&o).contains("did you mean"), "{}", stderr(&o));
     // Values never change the shape of the query.
-    let o = trail(&["run", "activity_by_ip", "-p", "ip=x' OR '1'='1", "--format", "csv"]);
+    let o = trail(&[
+        "run",
+        "activity_by_ip",
+        "-p",
+        "ip=x' OR '1'='1",
+        "--format",
+        "csv",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o).lines().count(), 1, "{}", stdout(&o));
 }
 
 #[test]
 fn lookup_json_and_table() {
-    let o = trail(&["lookup", "--attr", "EventName=StopLogging", "--output", "json"]);
+    let o = trail(&[
+        "lookup",
+        "--attr",
+        "EventName=StopLogging",
+        "--output",
+        "json",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["Events"].as_array().unwrap().len(), 1);
@@ -205,7 +290,19 @@ fn lookup_json_and_table() {
     assert_eq!(v["Events"][0]["requestParameters"]["Name"], "org-trail");
     assert!(v["NextToken"].is_null());
 
-    let o = trail(&["lookup", "-a", "User=eve", "-a", "EventRW=Write", "--max-results", "3", "--start", "2024-05-01", "--end", "2024-05-02"]);
+    let o = trail(&[
+        "lookup",
+        "-a",
+        "User=eve",
+        "-a",
+        "EventRW=Write",
+        "--max-results",
+        "3",
+        "--start",
+        "2024-05-01",
+        "--end",
+        "2024-05-02",
+    ]);
     let out = stdout(&o);
     assert!(out.contains("(3 rows)"), "{out}");
     let token = out
@@ -213,18 +310,46 @@ fn lookup_json_and_table() {
         .find_map(|l| l.strip_prefix("more events: add --next-token "))
         .unwrap()
         .to_owned();
-    let o = trail(&["lookup", "-a", "User=eve", "-a", "EventRW=Write", "--max-results", "3", "--start", "2024-05-01", "--end", "2024-05-02", "--next-token", &token]);
+    let o = trail(&[
+        "lookup",
+        "-a",
+        "User=eve",
+        "-a",
+        "EventRW=Write",
+        "--max-results",
+        "3",
+        "--start",
+        "2024-05-01",
+        "--end",
+        "2024-05-02",
+        "--next-token",
+        &token,
+    ]);
     assert!(stdout(&o).contains("rows)"), "{}", stdout(&o));
     let o = trail(&["lookup", "-a", "Colour=red"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("unknown lookup attribute"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("unknown lookup attribute"),
+        "{}",
+        stderr(&o)
+    );
     let o = trail(&["lookup", "-a", "User=eve", "--next-token", "bogus"]);
-    assert!(stderr(&o).contains("not a next-page token"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("not a next-page token"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
 fn memory_limit_flag() {
-    let o = trail(&["--memory-limit", "64K", "sql", "-c", "SELECT eventName, array_agg(raw ORDER BY raw) FROM events GROUP BY eventName"]);
+    let o = trail(&[
+        "--memory-limit",
+        "64K",
+        "sql",
+        "-c",
+        "SELECT eventName, array_agg(raw ORDER BY raw) FROM events GROUP BY eventName",
+    ]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("--memory-limit"), "{}", stderr(&o));
     let o = trail(&["--memory-limit", "lots", "sql", "-c", "SELECT 1"]);

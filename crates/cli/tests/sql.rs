@@ -22,8 +22,14 @@ fn ingest(store: &Path, paths: &[PathBuf], compact: bool) {
     if !compact {
         opts.compact = None;
     }
-    trail_ingest::ingest(store, paths, &opts, &trail_ingest::Progress::default(), |_| {})
-        .unwrap();
+    trail_ingest::ingest(
+        store,
+        paths,
+        &opts,
+        &trail_ingest::Progress::default(),
+        |_| {},
+    )
+    .unwrap();
 }
 
 /// Stores made once per test process: (ActionTrail, CloudTrail).
@@ -32,8 +38,16 @@ fn fixtures() -> &'static (tempfile::TempDir, tempfile::TempDir) {
     F.get_or_init(|| {
         let at = tempfile::tempdir().unwrap();
         let ct = tempfile::tempdir().unwrap();
-        ingest(at.path(), &[repo().join("testdata/security/actiontrail.ndjson")], true);
-        ingest(ct.path(), &[repo().join("testdata/security/cloudtrail.json")], true);
+        ingest(
+            at.path(),
+            &[repo().join("testdata/security/actiontrail.ndjson")],
+            true,
+        );
+        ingest(
+            ct.path(),
+            &[repo().join("testdata/security/cloudtrail.json")],
+            true,
+        );
         (at, ct)
     })
 }
@@ -66,7 +80,11 @@ fn rows(batches: &[RecordBatch]) -> usize {
 fn scalar(store: &Path, sql: &str) -> String {
     let b = query(store, sql);
     let t = text(&b);
-    t.lines().nth(3).unwrap_or("").trim_matches(['|', ' ']).to_owned()
+    t.lines()
+        .nth(3)
+        .unwrap_or("")
+        .trim_matches(['|', ' '])
+        .to_owned()
 }
 
 #[test]
@@ -79,7 +97,8 @@ fn field_names_as_users_write_them() {
     assert!(expected.contains("| ListBuckets | alice "), "{expected}");
     for variant in [
         sql.replace("eventName", "eventname"),
-        sql.replace("eventName", "EVENTNAME").replace("userIdentity.userName", "USERIDENTITY.USERNAME"),
+        sql.replace("eventName", "EVENTNAME")
+            .replace("userIdentity.userName", "USERIDENTITY.USERNAME"),
         sql.replace("sourceIpAddress", "SourceIPAddress"),
     ] {
         assert_eq!(text(&query(at.path(), &variant)), expected, "{variant}");
@@ -90,7 +109,10 @@ fn field_names_as_users_write_them() {
         "SELECT arrow_typeof(eventTime) t, arrow_typeof(eventDate) d, arrow_typeof(region) r \
          FROM events LIMIT 1",
     ));
-    assert!(t.contains("Timestamp(µs, \"UTC\")") || t.contains("Timestamp(Microsecond, Some(\"UTC\"))"), "{t}");
+    assert!(
+        t.contains("Timestamp(µs, \"UTC\")") || t.contains("Timestamp(Microsecond, Some(\"UTC\"))"),
+        "{t}"
+    );
     assert!(t.contains("Date32"), "{t}");
 }
 
@@ -116,7 +138,9 @@ fn metric(plan: &str, name: &str) -> u64 {
 #[test]
 fn a_day_and_a_region_read_only_that_partition() {
     let (at, _) = fixtures();
-    let all_files: u64 = scalar(at.path(), "SELECT count(*) FROM system.files").parse().unwrap();
+    let all_files: u64 = scalar(at.path(), "SELECT count(*) FROM system.files")
+        .parse()
+        .unwrap();
     assert!(all_files > 20, "fixture spans many partitions: {all_files}");
     let sql = "SELECT count(*) FROM events WHERE acsRegion = 'cn-hangzhou' \
                AND eventTime >= TIMESTAMP '2024-05-01 00:00:00' AND eventTime < TIMESTAMP '2024-05-02 00:00:00'";
@@ -162,8 +186,22 @@ fn equality_lookups_skip_row_groups_by_bloom_filter() {
             r#"{{"eventId":"{id}","eventTime":"2024-05-01T10:{m:02}:00Z","acsRegion":"cn-hangzhou","eventName":"DescribeInstances","sourceIpAddress":"{ip}","userIdentity":{{"type":"ram-user","userName":"u{m}"}}}}"#
         )
     };
-    std::fs::write(&a, (0..50).map(|i| line(&format!("a-{i}"), "198.51.100.1", i % 60)).collect::<Vec<_>>().join("\n")).unwrap();
-    std::fs::write(&b, (0..50).map(|i| line(&format!("b-{i}"), "203.0.113.9", i % 60)).collect::<Vec<_>>().join("\n")).unwrap();
+    std::fs::write(
+        &a,
+        (0..50)
+            .map(|i| line(&format!("a-{i}"), "198.51.100.1", i % 60))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        &b,
+        (0..50)
+            .map(|i| line(&format!("b-{i}"), "203.0.113.9", i % 60))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
+    .unwrap();
     let store = dir.path().join("store");
     ingest(&store, &[a], false);
     ingest(&store, &[b], false);
@@ -184,7 +222,10 @@ fn equality_lookups_skip_row_groups_by_bloom_filter() {
         + metric(&plan, "files_ranges_pruned_statistics");
     assert!(pruned >= 1, "no row group was skipped:\n{plan}");
     assert_eq!(
-        scalar(&store, "SELECT count(*) FROM events WHERE sourceIpAddress = '203.0.113.9'"),
+        scalar(
+            &store,
+            "SELECT count(*) FROM events WHERE sourceIpAddress = '203.0.113.9'"
+        ),
         "50"
     );
 }
@@ -194,7 +235,11 @@ fn ip_function_examples_hold() {
     let (at, _) = fixtures();
     for (expr, want) in trail_query::ip::EXAMPLES {
         let got = scalar(at.path(), &format!("SELECT CAST({expr} AS VARCHAR) AS v"));
-        let got = if got.is_empty() { "NULL".to_owned() } else { got };
+        let got = if got.is_empty() {
+            "NULL".to_owned()
+        } else {
+            got
+        };
         assert_eq!(&got, want, "{expr}");
     }
     // On real columns: the public IPs of the fixture, and the private CI runner.
@@ -247,8 +292,14 @@ fn system_tables_describe_the_store() {
     let events = scalar(at.path(), "SELECT count(*) FROM events");
     assert_eq!(events, "303");
     assert_eq!(scalar(at.path(), "SELECT rows FROM system.store"), events);
-    assert_eq!(scalar(at.path(), "SELECT sum(rows) FROM system.partitions"), events);
-    assert_eq!(scalar(at.path(), "SELECT sum(rows) FROM system.files"), events);
+    assert_eq!(
+        scalar(at.path(), "SELECT sum(rows) FROM system.partitions"),
+        events
+    );
+    assert_eq!(
+        scalar(at.path(), "SELECT sum(rows) FROM system.files"),
+        events
+    );
     assert_eq!(
         scalar(
             at.path(),
@@ -261,7 +312,10 @@ fn system_tables_describe_the_store() {
     // The insights table exists before any insight run, empty, with the events' columns.
     assert_eq!(scalar(at.path(), "SELECT count(*) FROM insights"), "0");
     assert_eq!(
-        scalar(at.path(), "SELECT count(eventName) FROM insights WHERE userIdentity.userName = 'x'"),
+        scalar(
+            at.path(),
+            "SELECT count(eventName) FROM insights WHERE userIdentity.userName = 'x'"
+        ),
         "0"
     );
 }
@@ -285,7 +339,11 @@ fn memory_limit_gives_an_actionable_error() {
             .unwrap_err()
     });
     let msg = err.to_string();
-    assert!(msg.contains("more memory than the limit of 0 MiB") || msg.contains("more memory than the limit"), "{msg}");
+    assert!(
+        msg.contains("more memory than the limit of 0 MiB")
+            || msg.contains("more memory than the limit"),
+        "{msg}"
+    );
     assert!(msg.contains("--memory-limit"), "{msg}");
     // Within a modest limit the same data sorts fine.
     let rows = rt().block_on(async {
@@ -298,7 +356,9 @@ fn memory_limit_gives_an_actionable_error() {
         )
         .await
         .unwrap();
-        e.collect("SELECT raw FROM events ORDER BY raw").await.map(|b| rows(&b))
+        e.collect("SELECT raw FROM events ORDER BY raw")
+            .await
+            .map(|b| rows(&b))
     });
     assert_eq!(rows.unwrap(), 303);
 }
@@ -344,7 +404,10 @@ fn every_saved_query_on_actiontrail_and_cloudtrail() {
             insta::assert_snapshot!(format!("{}__cloudtrail", q.name), text(&c));
         });
     }
-    assert!(empty.is_empty(), "saved queries that find nothing in the fixture: {empty:?}");
+    assert!(
+        empty.is_empty(),
+        "saved queries that find nothing in the fixture: {empty:?}"
+    );
 }
 
 #[test]
@@ -352,7 +415,11 @@ fn lookup_pages_stay_valid_while_the_store_grows() {
     use trail_query::lookup::{Direction, LookupRequest, lookup};
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
-    ingest(&store, &[repo().join("testdata/security/actiontrail.ndjson")], true);
+    ingest(
+        &store,
+        &[repo().join("testdata/security/actiontrail.ndjson")],
+        true,
+    );
     let all_eve: Vec<String> = {
         let b = query(
             &store,
@@ -373,9 +440,14 @@ fn lookup_pages_stay_valid_while_the_store_grows() {
     let mut pages = 0;
     loop {
         let page = rt.block_on(async {
-            let e = Engine::open(&store, EngineOptions::default()).await.unwrap();
+            let e = Engine::open(&store, EngineOptions::default())
+                .await
+                .unwrap();
             let req = LookupRequest {
-                attributes: vec![("User".into(), "eve".into()), ("EventRW".into(), "Read".into())],
+                attributes: vec![
+                    ("User".into(), "eve".into()),
+                    ("EventRW".into(), "Read".into()),
+                ],
                 max_results: 7,
                 next_token: token.clone(),
                 direction: Direction::Backward,
@@ -385,7 +457,11 @@ fn lookup_pages_stay_valid_while_the_store_grows() {
         });
         for b in &page.batches {
             let ids = b.column(1);
-            let f = datafusion::arrow::util::display::ArrayFormatter::try_new(ids.as_ref(), &Default::default()).unwrap();
+            let f = datafusion::arrow::util::display::ArrayFormatter::try_new(
+                ids.as_ref(),
+                &Default::default(),
+            )
+            .unwrap();
             for i in 0..b.num_rows() {
                 seen.push(f.value(i).to_string());
             }
@@ -408,7 +484,9 @@ fn lookup_pages_stay_valid_while_the_store_grows() {
     assert!(pages >= 4);
     // Attributes combine: different keys AND, same key OR.
     let n = rt.block_on(async {
-        let e = Engine::open(&store, EngineOptions::default()).await.unwrap();
+        let e = Engine::open(&store, EngineOptions::default())
+            .await
+            .unwrap();
         let req = LookupRequest {
             attributes: vec![
                 ("EventName".into(), "StopLogging".into()),

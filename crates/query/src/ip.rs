@@ -48,7 +48,10 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     ("is_private_ip('Internal')", "NULL"),
     ("ip_in_cidr('192.168.1.20', '192.168.0.0/16')", "true"),
     ("ip_in_cidr('192.169.1.20', '192.168.0.0/16')", "false"),
-    ("ip_in_cidr('::ffff:192.168.1.20', '192.168.0.0/16')", "true"),
+    (
+        "ip_in_cidr('::ffff:192.168.1.20', '192.168.0.0/16')",
+        "true",
+    ),
     ("ip_in_cidr('2001:db8::1', '2001:db8::/32')", "true"),
     ("ip_in_cidr('203.0.113.7', '203.0.113.7')", "true"),
     ("ip_in_cidr('Internal', '10.0.0.0/8')", "NULL"),
@@ -278,7 +281,9 @@ impl ScalarUDFImpl for IpFn {
                     .as_any()
                     .downcast_ref::<Int64Array>()
                     .ok_or_else(|| {
-                        DataFusionError::Execution("ip_network: prefix length must be an integer".into())
+                        DataFusionError::Execution(
+                            "ip_network: prefix length must be an integer".into(),
+                        )
                     })?;
                 let mut b = StringBuilder::with_capacity(n, n * 16);
                 for i in 0..n {

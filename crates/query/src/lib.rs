@@ -347,7 +347,9 @@ mod tests {
     fn completion_has_nested_fields() {
         let names = completion_names();
         assert!(names.contains(&"userIdentity.userName".to_owned()));
-        assert!(names.contains(&"userIdentity.sessionContext.attributes.mfaAuthenticated".to_owned()));
+        assert!(
+            names.contains(&"userIdentity.sessionContext.attributes.mfaAuthenticated".to_owned())
+        );
         assert!(names.contains(&"eventTime".to_owned()));
     }
 }

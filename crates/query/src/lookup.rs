@@ -256,7 +256,10 @@ mod tests {
             attributes: vec![("Colour".into(), "red".into())],
             ..Default::default()
         };
-        let e = lookup_sql(&req).err().map(|e| e.to_string()).unwrap_or_default();
+        let e = lookup_sql(&req)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(e.contains("unknown lookup attribute `Colour`"), "{e}");
     }
 

@@ -97,7 +97,11 @@ fn date_before(e: &Expr) -> Expr {
     );
     let one_us = Expr::Literal(ScalarValue::new_interval_mdn(0, 0, 1_000), None);
     cast(
-        Expr::BinaryExpr(BinaryExpr::new(Box::new(utc), Operator::Minus, Box::new(one_us))),
+        Expr::BinaryExpr(BinaryExpr::new(
+            Box::new(utc),
+            Operator::Minus,
+            Box::new(one_us),
+        )),
         DataType::Date32,
     )
 }
@@ -127,10 +131,11 @@ fn derive(e: &Expr, out: &mut Vec<Expr>, target: &dyn Fn(&Column, &str) -> Optio
                 return;
             };
             if let Some(c) = column_named(col_side, schema::ACS_REGION) {
-                if op == Operator::Eq && is_plain_region(value) {
-                    if let Some(t) = target(c, schema::PART_REGION) {
-                        out.push(Expr::Column(t).eq(value.clone()));
-                    }
+                if op == Operator::Eq
+                    && is_plain_region(value)
+                    && let Some(t) = target(c, schema::PART_REGION)
+                {
+                    out.push(Expr::Column(t).eq(value.clone()));
                 }
             } else if let Some(c) = column_named(col_side, schema::EVENT_TIME) {
                 let Some(t) = target(c, schema::PART_DATE) else {
@@ -155,12 +160,12 @@ fn derive(e: &Expr, out: &mut Vec<Expr>, target: &dyn Fn(&Column, &str) -> Optio
             list,
             negated: false,
         }) => {
-            if let Some(c) = column_named(expr, schema::ACS_REGION) {
-                if !list.is_empty() && list.iter().all(is_plain_region) {
-                    if let Some(t) = target(c, schema::PART_REGION) {
-                        out.push(Expr::Column(t).in_list(list.clone(), false));
-                    }
-                }
+            if let Some(c) = column_named(expr, schema::ACS_REGION)
+                && !list.is_empty()
+                && list.iter().all(is_plain_region)
+                && let Some(t) = target(c, schema::PART_REGION)
+            {
+                out.push(Expr::Column(t).in_list(list.clone(), false));
             }
         }
         Expr::Between(Between {
@@ -169,10 +174,10 @@ fn derive(e: &Expr, out: &mut Vec<Expr>, target: &dyn Fn(&Column, &str) -> Optio
             low,
             high,
         }) if constant(low) && constant(high) => {
-            if let Some(c) = column_named(expr, schema::EVENT_TIME) {
-                if let Some(t) = target(c, schema::PART_DATE) {
-                    out.push(Expr::Column(t).between(to_date(low), to_date(high)));
-                }
+            if let Some(c) = column_named(expr, schema::EVENT_TIME)
+                && let Some(t) = target(c, schema::PART_DATE)
+            {
+                out.push(Expr::Column(t).between(to_date(low), to_date(high)));
             }
         }
         _ => {}

@@ -72,12 +72,10 @@ impl SavedQuery {
                     };
                     let value = value.trim();
                     match key.trim() {
-                        "name" => {
-                            if value != name {
-                                return Err(bad(format!(
-                                    "header name `{value}` differs from the file name `{name}`"
-                                )));
-                            }
+                        "name" if value != name => {
+                            return Err(bad(format!(
+                                "header name `{value}` differs from the file name `{name}`"
+                            )));
                         }
                         "title" => q.title = value.to_owned(),
                         "description" => {
@@ -97,7 +95,9 @@ impl SavedQuery {
                                 None => (spec.trim(), None),
                             };
                             if pname.is_empty()
-                                || !pname.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                                || !pname
+                                    .bytes()
+                                    .all(|b| b.is_ascii_alphanumeric() || b == b'_')
                             {
                                 return Err(bad(format!("`{pname}` is not a parameter name")));
                             }
@@ -120,7 +120,12 @@ impl SavedQuery {
                 }
             }
         }
-        q.sql = body.join("\n").trim().trim_end_matches(';').trim().to_owned();
+        q.sql = body
+            .join("\n")
+            .trim()
+            .trim_end_matches(';')
+            .trim()
+            .to_owned();
         if q.sql.is_empty() {
             return Err(bad("has no SQL after its header".into()));
         }
@@ -130,7 +135,9 @@ impl SavedQuery {
         let used = placeholders(&q.sql);
         for p in &used {
             if !q.params.iter().any(|d| &d.name == p) {
-                return Err(bad(format!("uses :{p} but declares no `-- param: {p} = ...`")));
+                return Err(bad(format!(
+                    "uses :{p} but declares no `-- param: {p} = ...`"
+                )));
             }
         }
         Ok(q)
@@ -158,7 +165,11 @@ impl SavedQuery {
                     "{} needs the parameter `{}` ({}); give it as {}=VALUE",
                     self.name,
                     p.name,
-                    if p.help.is_empty() { "no default" } else { &p.help },
+                    if p.help.is_empty() {
+                        "no default"
+                    } else {
+                        &p.help
+                    },
                     p.name
                 )));
             }
@@ -176,7 +187,8 @@ pub fn literal(v: &str) -> String {
     let numeric = !v.is_empty()
         && v.len() < 40
         && v.parse::<f64>().is_ok_and(f64::is_finite)
-        && v.bytes().all(|b| b.is_ascii_digit() || b == b'.' || b == b'-');
+        && v.bytes()
+            .all(|b| b.is_ascii_digit() || b == b'.' || b == b'-');
     if numeric {
         v.to_owned()
     } else {
@@ -242,10 +254,10 @@ fn scan(sql: &str, mut f: impl FnMut(Option<&str>, &str)) {
 pub fn placeholders(sql: &str) -> Vec<String> {
     let mut out = Vec::new();
     scan(sql, |name, _| {
-        if let Some(n) = name {
-            if !out.iter().any(|o| o == n) {
-                out.push(n.to_owned());
-            }
+        if let Some(n) = name
+            && !out.iter().any(|o| o == n)
+        {
+            out.push(n.to_owned());
         }
     });
     out
@@ -281,8 +293,8 @@ impl Library {
             queries.insert(q.name.clone(), q);
         }
         if let Some(dir) = extra_dir {
-            let entries = std::fs::read_dir(dir)
-                .map_err(|e| trail_store::StoreError::io(dir, e))?;
+            let entries =
+                std::fs::read_dir(dir).map_err(|e| trail_store::StoreError::io(dir, e))?;
             let mut paths: Vec<_> = entries
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| p.extension().is_some_and(|x| x == "sql"))
@@ -292,8 +304,8 @@ impl Library {
                 let Some(name) = p.file_stem().and_then(|s| s.to_str()) else {
                     continue;
                 };
-                let text = std::fs::read_to_string(&p)
-                    .map_err(|e| trail_store::StoreError::io(&p, e))?;
+                let text =
+                    std::fs::read_to_string(&p).map_err(|e| trail_store::StoreError::io(&p, e))?;
                 let q = SavedQuery::parse(name, &text, &p.display().to_string())?;
                 queries.insert(q.name.clone(), q);
             }

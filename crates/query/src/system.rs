@@ -73,8 +73,7 @@ fn days(date: &str) -> i32 {
     chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d")
         .ok()
         .and_then(|d| {
-            chrono::NaiveDate::from_ymd_opt(1970, 1, 1)
-                .map(|epoch| (d - epoch).num_days() as i32)
+            chrono::NaiveDate::from_ymd_opt(1970, 1, 1).map(|epoch| (d - epoch).num_days() as i32)
         })
         .unwrap_or(0)
 }
@@ -90,17 +89,33 @@ pub fn register(ctx: &SessionContext, store: &Store) -> Result<()> {
     let f_batch = RecordBatch::try_new(
         files_schema(),
         vec![
-            col(StringArray::from_iter_values(files.iter().map(|(f, _)| &f.path))),
+            col(StringArray::from_iter_values(
+                files.iter().map(|(f, _)| &f.path),
+            )),
             col(files
                 .iter()
                 .map(|(f, _)| f.region.as_deref())
                 .collect::<StringArray>()),
-            col(Date32Array::from_iter_values(files.iter().map(|(f, _)| days(&f.date)))),
-            col(UInt64Array::from_iter_values(files.iter().map(|(f, _)| f.rows))),
-            col(UInt64Array::from_iter_values(files.iter().map(|(f, _)| f.bytes))),
-            col(TimestampMicrosecondArray::from_iter_values(files.iter().map(|(f, _)| f.min_time_us)).with_timezone("UTC")),
-            col(TimestampMicrosecondArray::from_iter_values(files.iter().map(|(f, _)| f.max_time_us)).with_timezone("UTC")),
-            col(UInt64Array::from_iter_values(files.iter().map(|(f, _)| f.generation))),
+            col(Date32Array::from_iter_values(
+                files.iter().map(|(f, _)| days(&f.date)),
+            )),
+            col(UInt64Array::from_iter_values(
+                files.iter().map(|(f, _)| f.rows),
+            )),
+            col(UInt64Array::from_iter_values(
+                files.iter().map(|(f, _)| f.bytes),
+            )),
+            col(TimestampMicrosecondArray::from_iter_values(
+                files.iter().map(|(f, _)| f.min_time_us),
+            )
+            .with_timezone("UTC")),
+            col(TimestampMicrosecondArray::from_iter_values(
+                files.iter().map(|(f, _)| f.max_time_us),
+            )
+            .with_timezone("UTC")),
+            col(UInt64Array::from_iter_values(
+                files.iter().map(|(f, _)| f.generation),
+            )),
         ],
     )?;
 
@@ -130,13 +145,30 @@ pub fn register(ctx: &SessionContext, store: &Store) -> Result<()> {
     let p_batch = RecordBatch::try_new(
         partitions_schema(),
         vec![
-            col(parts.keys().map(|(r, _)| r.as_deref()).collect::<StringArray>()),
-            col(Date32Array::from_iter_values(parts.keys().map(|(_, d)| days(d)))),
-            col(UInt64Array::from_iter_values(parts.values().map(|p| p.files))),
-            col(UInt64Array::from_iter_values(parts.values().map(|p| p.rows))),
-            col(UInt64Array::from_iter_values(parts.values().map(|p| p.bytes))),
-            col(TimestampMicrosecondArray::from_iter_values(parts.values().map(|p| p.min)).with_timezone("UTC")),
-            col(TimestampMicrosecondArray::from_iter_values(parts.values().map(|p| p.max)).with_timezone("UTC")),
+            col(parts
+                .keys()
+                .map(|(r, _)| r.as_deref())
+                .collect::<StringArray>()),
+            col(Date32Array::from_iter_values(
+                parts.keys().map(|(_, d)| days(d)),
+            )),
+            col(UInt64Array::from_iter_values(
+                parts.values().map(|p| p.files),
+            )),
+            col(UInt64Array::from_iter_values(
+                parts.values().map(|p| p.rows),
+            )),
+            col(UInt64Array::from_iter_values(
+                parts.values().map(|p| p.bytes),
+            )),
+            col(
+                TimestampMicrosecondArray::from_iter_values(parts.values().map(|p| p.min))
+                    .with_timezone("UTC"),
+            ),
+            col(
+                TimestampMicrosecondArray::from_iter_values(parts.values().map(|p| p.max))
+                    .with_timezone("UTC"),
+            ),
         ],
     )?;
 
@@ -157,7 +189,11 @@ pub fn register(ctx: &SessionContext, store: &Store) -> Result<()> {
     )?;
 
     let schema = MemorySchemaProvider::new();
-    for (name, batch) in [("files", f_batch), ("partitions", p_batch), ("store", s_batch)] {
+    for (name, batch) in [
+        ("files", f_batch),
+        ("partitions", p_batch),
+        ("store", s_batch),
+    ] {
         let table = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
         schema.register_table(name.to_owned(), Arc::new(table))?;
     }
