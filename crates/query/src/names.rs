@@ -67,8 +67,22 @@ impl VisitorMut for Aliases {
             match b {
                 SetExpr::Select(select) => {
                     for item in &mut select.projection {
-                        if let SelectItem::ExprWithAlias { alias, .. } = item {
-                            fix(alias);
+                        match item {
+                            SelectItem::ExprWithAlias { alias, .. } => fix(alias),
+                            // `userIdentity.userName` is shown as `userName`, not
+                            // `events.userIdentity[userName]`.
+                            SelectItem::UnnamedExpr(Expr::CompoundIdentifier(parts))
+                                if is_nested_field(parts) =>
+                            {
+                                let mut alias = parts[parts.len() - 1].clone();
+                                fix(&mut alias);
+                                if alias.quote_style.is_none() {
+                                    alias.quote_style = Some('"');
+                                }
+                                let expr = Expr::CompoundIdentifier(std::mem::take(parts));
+                                *item = SelectItem::ExprWithAlias { expr, alias };
+                            }
+                            _ => {}
                         }
                     }
                 }
@@ -81,6 +95,16 @@ impl VisitorMut for Aliases {
         }
         body(&mut query.body);
         ControlFlow::Continue(())
+    }
+}
+
+/// `userIdentity.x` or `t.userIdentity.x`: a field inside the one struct column.
+fn is_nested_field(parts: &[Ident]) -> bool {
+    let is_struct = |i: &Ident| i.value.eq_ignore_ascii_case(trail_store::schema::USER_IDENTITY);
+    match parts {
+        [first, _, ..] if is_struct(first) => true,
+        [_, second, _, ..] if is_struct(second) => true,
+        _ => false,
     }
 }
 
@@ -121,7 +145,7 @@ mod tests {
     fn any_case_becomes_stored_spelling() {
         assert_eq!(
             rewrite("SELECT eventname, EVENTNAME, userIdentity.USERNAME FROM events"),
-            r#"SELECT "eventName", "eventName", "userIdentity"."userName" FROM events"#
+            r#"SELECT "eventName", "eventName", "userIdentity"."userName" AS "userName" FROM events"#
         );
         assert_eq!(
             rewrite("SELECT count(*) FROM events e WHERE e.sourceipaddress = 'x' GROUP BY REGION"),
@@ -131,6 +155,10 @@ mod tests {
 
     #[test]
     fn quoted_and_unknown_names_stay() {
+        assert_eq!(
+            rewrite("SELECT userIdentity.username, e.userIdentity.sessionContext.attributes.mfaauthenticated FROM events e"),
+            r#"SELECT "userIdentity"."userName" AS "userName", e."userIdentity"."sessionContext"."attributes"."mfaAuthenticated" AS "mfaAuthenticated" FROM events e"#
+        );
         assert_eq!(
             rewrite("SELECT count(*) AS errorcode FROM events ORDER BY errorCode"),
             r#"SELECT count(*) AS "errorCode" FROM events ORDER BY "errorCode""#
