@@ -100,7 +100,10 @@ impl VisitorMut for Aliases {
 
 /// `userIdentity.x` or `t.userIdentity.x`: a field inside the one struct column.
 fn is_nested_field(parts: &[Ident]) -> bool {
-    let is_struct = |i: &Ident| i.value.eq_ignore_ascii_case(trail_store::schema::USER_IDENTITY);
+    let is_struct = |i: &Ident| {
+        i.value
+            .eq_ignore_ascii_case(trail_store::schema::USER_IDENTITY)
+    };
     match parts {
         [first, _, ..] if is_struct(first) => true,
         [_, second, _, ..] if is_struct(second) => true,
@@ -156,8 +159,10 @@ mod tests {
     #[test]
     fn quoted_and_unknown_names_stay() {
         assert_eq!(
-            rewrite("SELECT userIdentity.username, e.userIdentity.sessionContext.attributes.mfaauthenticated FROM events e"),
-            r#"SELECT "userIdentity"."userName" AS "userName", e."userIdentity"."sessionContext"."attributes"."mfaAuthenticated" AS "mfaAuthenticated" FROM events e"#
+            rewrite(
+                "SELECT userIdentity.username, e.userIdentity.sessionContext.attributes.mfaauthenticated FROM events e"
+            ),
+            r#"SELECT "userIdentity"."userName" AS "userName", e."userIdentity"."sessionContext".attributes."mfaAuthenticated" AS "mfaAuthenticated" FROM events e"#
         );
         assert_eq!(
             rewrite("SELECT count(*) AS errorcode FROM events ORDER BY errorCode"),
