@@ -166,7 +166,7 @@ def bench(events, work, runs, threads):
         d_best = float("inf")
         for _ in range(runs):
             start = time.perf_counter()
-            con.execute(q).fetchall()
+            con.execute(q).to_arrow_table()
             d_best = min(d_best, time.perf_counter() - start)
         results.append({"query": name, "mode": "warm", "trail_s": t_best, "duckdb_s": d_best})
     print(f"{'query':<30} {'mode':<5} {'trail':>9} {'duckdb':>9} {'ratio':>7}")

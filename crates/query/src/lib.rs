@@ -166,7 +166,11 @@ impl Engine {
             .set_bool("datafusion.execution.parquet.reorder_filters", true)
             .set_bool("datafusion.execution.parquet.bloom_filter_on_read", true)
             .set_bool("datafusion.sql_parser.enable_ident_normalization", true)
-            .set_bool("datafusion.sql_parser.collect_spans", true);
+            .set_bool("datafusion.sql_parser.collect_spans", true)
+            // File statistics at planning cost a footer read of every file on every query
+            // (measured 2-3x slower aggregates over 770 files); pruning does not need them,
+            // since the scan reads each footer it keeps anyway.
+            .set_bool("datafusion.execution.collect_statistics", false);
         if options.threads > 0 {
             config = config.with_target_partitions(options.threads);
         }
