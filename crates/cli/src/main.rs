@@ -80,8 +80,110 @@ enum Command {
     Run(RunArgs),
     /// Look events up by attribute, like the LookupEvents API, on the local store.
     Lookup(LookupArgs),
+    /// Find insight events: unusual source IPs per identity, unusual API call and error rates.
+    #[command(subcommand)]
+    Insight(InsightCommand),
     /// Generate realistic ActionTrail events (a delivery tree) for tests and benchmarks.
     Gen(GenArgs),
+}
+
+#[derive(Subcommand)]
+enum InsightCommand {
+    /// IpInsight: operations of an identity from a source IP unusual for it.
+    Ip(IpArgs),
+    /// ApiCallRateInsight and ApiErrorRateInsight: write-call and error rates per minute far
+    /// above their baseline, per account, region and event name.
+    Rate(RateArgs),
+    /// Write every stored insight as NDJSON under DIR in the
+    /// `Actiontrail-Insight/<region>/<YYYY>/<MM>/<DD>/` layout.
+    Export {
+        /// Where to write.
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        since: Option<chrono::NaiveDate>,
+        #[arg(long)]
+        until: Option<chrono::NaiveDate>,
+    },
+}
+
+#[derive(Args)]
+struct InsightRunArgs {
+    /// First day to judge (YYYY-MM-DD). Default: the last day judged before (again, since it
+    /// may have grown), or the store's first day.
+    #[arg(long)]
+    since: Option<chrono::NaiveDate>,
+    /// Last day to judge. Default: the store's last day.
+    #[arg(long)]
+    until: Option<chrono::NaiveDate>,
+    /// Replay history day by day from --since (default: the store's first day), as if the job
+    /// had run every day; findings already stored are not written twice.
+    #[arg(long)]
+    backtest: bool,
+    /// Report findings without writing them to the store.
+    #[arg(long)]
+    dry_run: bool,
+    /// Print the report as JSON (findings as insight records).
+    #[arg(long)]
+    json: bool,
+    /// Most findings listed (all are written).
+    #[arg(long, default_value_t = 40)]
+    max_rows: usize,
+}
+
+#[derive(Args)]
+struct IpArgs {
+    #[command(flatten)]
+    run: InsightRunArgs,
+    /// Days of history an identity's usual IPs are learned from.
+    #[arg(long, default_value_t = 14)]
+    baseline_days: u32,
+    /// Active days an identity needs in the baseline to be judged on its own (else its
+    /// account's baseline is used).
+    #[arg(long, default_value_t = 3)]
+    min_history_days: u32,
+    /// Events an identity needs in the baseline to be judged on its own.
+    #[arg(long, default_value_t = 20)]
+    min_history_events: u64,
+    /// An IPv4 address in the same /N network as a usual IP is near, not unusual (32: off).
+    #[arg(long, default_value_t = 24)]
+    near_v4: u8,
+    /// An IPv6 address in the same /N network as a usual IP is near, not unusual (128: off).
+    #[arg(long, default_value_t = 64)]
+    near_v6: u8,
+    /// Unusual operations less than this many minutes apart form one insight.
+    #[arg(long, default_value_t = 60)]
+    gap_minutes: i64,
+    /// IPs or CIDRs never reported, comma-separated (may be repeated).
+    #[arg(long, value_delimiter = ',')]
+    whitelist: Vec<String>,
+    /// A file of IPs or CIDRs never reported, one per line (`#` comments).
+    #[arg(long)]
+    whitelist_file: Vec<PathBuf>,
+}
+
+#[derive(Args)]
+struct RateArgs {
+    #[command(flatten)]
+    run: InsightRunArgs,
+    /// Days before a minute's day its baseline mean is learned from.
+    #[arg(long, default_value_t = 7)]
+    baseline_days: u32,
+    /// Days before a minute's day its baseline deviation is learned from.
+    #[arg(long, default_value_t = 28)]
+    learn_days: u32,
+    /// Days of store history needed before a day is judged.
+    #[arg(long, default_value_t = 7)]
+    min_history_days: u32,
+    /// A minute is unusual above mean + this many standard deviations...
+    #[arg(long, default_value_t = 6.0)]
+    sigmas: f64,
+    /// ...and with at least this many calls.
+    #[arg(long, default_value_t = 10)]
+    min_per_minute: u64,
+    /// Unusual minutes at most this many minutes apart form one insight.
+    #[arg(long, default_value_t = 5)]
+    gap_minutes: i64,
 }
 
 #[derive(Args)]
@@ -228,6 +330,13 @@ struct GenArgs {
     regions: usize,
     #[arg(long, value_enum, default_value = "array")]
     format: GenFormat,
+    /// Inject this many labelled anomalies of each kind (new IP, new network, write burst,
+    /// error storm, and the nearby and whitelisted IPs that must raise nothing).
+    #[arg(long, default_value_t = 0)]
+    anomalies: u32,
+    /// Write the labels of the injected anomalies to this file (a JSON array).
+    #[arg(long)]
+    labels: Option<PathBuf>,
     /// Print what was written as JSON.
     #[arg(long)]
     json: bool,
@@ -275,6 +384,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Some(Command::Queries { name, json }) => queries(&query, name, json),
         Some(Command::Run(args)) => run_saved(&cli.store, &query, args),
         Some(Command::Lookup(args)) => lookup(&cli.store, &query, args),
+        Some(Command::Insight(cmd)) => insight(&cli.store, &query, cmd),
         Some(Command::Gen(args)) => gen_events(args),
     }
 }
@@ -720,6 +830,225 @@ fn sql(store: &std::path::Path, q: &QueryOpts, args: SqlArgs) -> Result<ExitCode
     run_printed(store, q, &text, &args.output)
 }
 
+fn run_options(a: &InsightRunArgs) -> trail_insight::RunOptions {
+    trail_insight::RunOptions {
+        since: a.since,
+        until: a.until,
+        backtest: a.backtest,
+        dry_run: a.dry_run,
+    }
+}
+
+fn insight(store: &std::path::Path, q: &QueryOpts, cmd: InsightCommand) -> Result<ExitCode> {
+    runtime()?.block_on(async {
+        let engine = open_engine(store, q).await?;
+        let st = trail_store::Store::open(store)?;
+        match cmd {
+            InsightCommand::Export { out, since, until } => {
+                let (records, files) =
+                    trail_insight::export_ndjson(store, &out, since, until).await?;
+                println!(
+                    "exported {records} insight records in {files} files under {}",
+                    visible(&out.display().to_string())
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            InsightCommand::Ip(a) => {
+                let mut whitelist = Vec::new();
+                for item in &a.whitelist {
+                    whitelist.extend(trail_insight::ip::parse_whitelist(item, "--whitelist")?);
+                }
+                for f in &a.whitelist_file {
+                    let text = std::fs::read_to_string(f)
+                        .with_context(|| format!("reading whitelist {}", f.display()))?;
+                    whitelist.extend(trail_insight::ip::parse_whitelist(
+                        &text,
+                        &f.display().to_string(),
+                    )?);
+                }
+                let opts = trail_insight::ip::IpOptions {
+                    baseline_days: a.baseline_days,
+                    min_history_days: a.min_history_days,
+                    min_history_events: a.min_history_events,
+                    near_v4: a.near_v4,
+                    near_v6: a.near_v6,
+                    gap_minutes: a.gap_minutes,
+                    whitelist,
+                };
+                let run = run_options(&a.run);
+                let _guard = lock_for_insights(&st, &run)?;
+                let started = std::time::Instant::now();
+                let report = trail_insight::ip::run(&engine, &st, &opts, &run).await?;
+                let written = persist(&st, &run, &report.insights, report.until, "ip").await?;
+                let counts = serde_json::json!({
+                    "events": report.events, "usual": report.usual, "nearby": report.nearby,
+                    "whitelisted": report.whitelisted, "notIp": report.not_ip,
+                    "littleHistory": report.little_history,
+                    "accountBaseline": report.account_baseline, "unusual": report.unusual,
+                });
+                print_insights(
+                    "IpInsight",
+                    &a.run,
+                    (report.since, report.until),
+                    counts,
+                    &report.insights,
+                    written,
+                    started.elapsed(),
+                )
+            }
+            InsightCommand::Rate(a) => {
+                let opts = trail_insight::rate::RateOptions {
+                    baseline_days: a.baseline_days,
+                    learn_days: a.learn_days,
+                    min_history_days: a.min_history_days,
+                    sigmas: a.sigmas,
+                    min_per_minute: a.min_per_minute,
+                    gap_minutes: a.gap_minutes,
+                };
+                let run = run_options(&a.run);
+                let _guard = lock_for_insights(&st, &run)?;
+                let started = std::time::Instant::now();
+                let report = trail_insight::rate::run(&engine, &st, &opts, &run).await?;
+                let written = persist(&st, &run, &report.insights, report.until, "rate").await?;
+                let counts = serde_json::json!({
+                    "series": report.series, "unusualMinutes": report.unusual_minutes,
+                });
+                print_insights(
+                    "rate insights",
+                    &a.run,
+                    (report.since, report.until),
+                    counts,
+                    &report.insights,
+                    written,
+                    started.elapsed(),
+                )
+            }
+        }
+    })
+}
+
+/// Insight runs that write hold the store's writer lock (one writer at a time).
+fn lock_for_insights(
+    st: &trail_store::Store,
+    run: &trail_insight::RunOptions,
+) -> Result<Option<trail_store::WriteGuard>> {
+    if run.dry_run {
+        return Ok(None);
+    }
+    Ok(Some(st.lock(true, |holder| {
+        eprintln!("waiting for the store's writer lock (held by {holder})")
+    })?))
+}
+
+async fn persist(
+    st: &trail_store::Store,
+    run: &trail_insight::RunOptions,
+    insights: &[trail_insight::Insight],
+    until: Option<chrono::NaiveDate>,
+    job: &str,
+) -> Result<Option<trail_insight::output::Written>> {
+    if run.dry_run {
+        return Ok(None);
+    }
+    let written = trail_insight::write_insights(st, insights).await?;
+    if let Some(until) = until {
+        let before = trail_insight::last_judged(st, job)?;
+        if before.is_none_or(|b| b < until) {
+            match job {
+                "ip" => trail_insight::ip::mark_judged(st, until)?,
+                _ => trail_insight::rate::mark_judged(st, until)?,
+            }
+        }
+    }
+    Ok(Some(written))
+}
+
+fn print_insights(
+    what: &str,
+    a: &InsightRunArgs,
+    range: (Option<chrono::NaiveDate>, Option<chrono::NaiveDate>),
+    counts: serde_json::Value,
+    insights: &[trail_insight::Insight],
+    written: Option<trail_insight::output::Written>,
+    elapsed: std::time::Duration,
+) -> Result<ExitCode> {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let day = |d: Option<chrono::NaiveDate>| d.map(|d| d.to_string());
+    if a.json {
+        let records: Vec<serde_json::Value> = insights.iter().flat_map(|i| i.records()).collect();
+        let v = serde_json::json!({
+            "since": day(range.0), "until": day(range.1), "counts": counts,
+            "insights": insights.len(),
+            "written": written.as_ref().map(|w| w.new),
+            "alreadyStored": written.as_ref().map(|w| w.existing),
+            "seconds": elapsed.as_secs_f64(),
+            "records": records,
+        });
+        writeln!(out, "{v}")?;
+        out.flush()?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (Some(since), Some(until)) = range else {
+        writeln!(
+            out,
+            "{what}: no days to judge (the store is empty, or already judged)"
+        )?;
+        out.flush()?;
+        return Ok(ExitCode::SUCCESS);
+    };
+    writeln!(
+        out,
+        "{what}: judged {since} to {until} in {:.2}s: {} found{}",
+        elapsed.as_secs_f64(),
+        insights.len(),
+        match &written {
+            None => " (dry run: nothing written)".to_owned(),
+            Some(w) if w.existing > 0 => {
+                format!(", {} new, {} already stored", w.new, w.existing)
+            }
+            Some(w) => format!(", {} written to the insights table", w.new),
+        }
+    )?;
+    if let Some(obj) = counts.as_object() {
+        let parts: Vec<String> = obj.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        writeln!(out, "  {}", parts.join(", "))?;
+    }
+    if !insights.is_empty() {
+        writeln!(
+            out,
+            "{:<20}  {:<20}  {:<19}  {:<14}  {:<39}  {:<20}  {:>6}",
+            "start", "end", "type", "region", "object", "identity", "events"
+        )?;
+    }
+    for i in insights.iter().take(a.max_rows) {
+        let who = i
+            .identity
+            .as_ref()
+            .and_then(|id| id.user_name.clone().or(id.principal_id.clone()))
+            .unwrap_or_else(|| i.account.clone());
+        writeln!(
+            out,
+            "{:<20}  {:<20}  {:<19}  {:<14}  {:<39}  {:<20}  {:>6}",
+            i.start.format("%Y-%m-%dT%H:%M:%SZ"),
+            i.end.format("%Y-%m-%dT%H:%M:%SZ"),
+            i.insight_type.as_str(),
+            visible(i.region.as_deref().unwrap_or("")),
+            visible(&i.object),
+            visible(&who),
+            i.insight_count
+        )?;
+    }
+    if insights.len() > a.max_rows {
+        writeln!(
+            out,
+            "... {} more (query the insights table)",
+            insights.len() - a.max_rows
+        )?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
 fn gen_events(args: GenArgs) -> Result<ExitCode> {
     let cfg = trail_gen::GenConfig {
         seed: args.seed,
@@ -731,9 +1060,15 @@ fn gen_events(args: GenArgs) -> Result<ExitCode> {
             GenFormat::Ndjson => trail_gen::FileFormat::Ndjson,
             GenFormat::Records => trail_gen::FileFormat::Records,
         },
+        anomalies: args.anomalies,
         ..Default::default()
     };
     let stats = trail_gen::generate(&cfg, &args.out)?;
+    if let Some(path) = &args.labels {
+        let labels: Vec<serde_json::Value> = stats.labels.iter().map(|l| l.to_json()).collect();
+        std::fs::write(path, serde_json::to_vec_pretty(&labels)?)
+            .with_context(|| format!("writing labels to {}", path.display()))?;
+    }
     if args.json {
         println!(
             "{}",

@@ -48,6 +48,25 @@ fn fixtures() -> &'static (tempfile::TempDir, tempfile::TempDir) {
             &[repo().join("testdata/security/cloudtrail.json")],
             true,
         );
+        // The insight analyses need insights: judge both stores' history for unusual IPs.
+        for store in [at.path(), ct.path()] {
+            rt().block_on(async {
+                let engine = Engine::open(store, EngineOptions::default()).await.unwrap();
+                let st = trail_store::Store::open(store).unwrap();
+                let report = trail_insight::ip::run(
+                    &engine,
+                    &st,
+                    &trail_insight::ip::IpOptions::default(),
+                    &trail_insight::RunOptions::default(),
+                )
+                .await
+                .unwrap();
+                assert!(!report.insights.is_empty());
+                trail_insight::write_insights(&st, &report.insights)
+                    .await
+                    .unwrap();
+            });
+        }
         (at, ct)
     })
 }
@@ -310,13 +329,35 @@ fn system_tables_describe_the_store() {
         scalar(at.path(), "SELECT count(*) FROM system.partitions")
     );
     // The insights table exists before any insight run, empty, with the events' columns.
-    assert_eq!(scalar(at.path(), "SELECT count(*) FROM insights"), "0");
+    let fresh = tempfile::tempdir().unwrap();
+    ingest(
+        fresh.path(),
+        &[repo().join("testdata/security/cloudtrail.json")],
+        true,
+    );
+    assert_eq!(scalar(fresh.path(), "SELECT count(*) FROM insights"), "0");
     assert_eq!(
         scalar(
-            at.path(),
+            fresh.path(),
             "SELECT count(eventName) FROM insights WHERE userIdentity.userName = 'x'"
         ),
         "0"
+    );
+    // After a run: start/end pairs, with the identity's fields.
+    assert_eq!(
+        scalar(
+            at.path(),
+            "SELECT count(*) = 2 * count(DISTINCT sharedEventId) FROM insights"
+        ),
+        "true"
+    );
+    assert_eq!(
+        scalar(
+            at.path(),
+            "SELECT count(*) FROM insights WHERE userIdentity.userName = 'alice' \
+             AND sourceIpAddress = '203.0.113.66'"
+        ),
+        "2"
     );
 }
 

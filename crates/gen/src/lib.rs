@@ -19,6 +19,7 @@
 //! assert_eq!(stats.events, 500);
 //! ```
 
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -315,6 +316,9 @@ pub struct GenConfig {
     /// Events per delivered file are those of one region in this many minutes.
     pub file_minutes: i64,
     pub format: FileFormat,
+    /// Labelled anomalies injected per kind (see [`AnomalyKind`]); 0 for none. They come on
+    /// top of `events` and are returned in [`GenStats::labels`].
+    pub anomalies: u32,
 }
 
 /// How events are laid out in a delivered file.
@@ -342,6 +346,7 @@ impl Default for GenConfig {
             rare_ip_rate: 0.01,
             file_minutes: 5,
             format: FileFormat::Array,
+            anomalies: 0,
         }
     }
 }
@@ -352,6 +357,86 @@ pub struct GenStats {
     pub events: u64,
     pub files: u64,
     pub bytes_uncompressed: u64,
+    /// The injected anomalies, in the order they were planned.
+    pub labels: Vec<Label>,
+}
+
+/// A network no generated identity uses: the source of [`AnomalyKind::WhitelistedIp`]
+/// events, standing for a corporate VPN an analyst would whitelist.
+pub const WHITELIST_CIDR: &str = "59.82.0.0/16";
+
+/// Kinds of injected anomaly. The first four are what insight jobs must find; the last two
+/// must raise nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AnomalyKind {
+    /// An identity operates for a while from a public IP outside every network its account
+    /// uses, in a known provider block.
+    NewIp,
+    /// An identity operates from a network never seen (another provider's block, or IPv6).
+    NewNetwork,
+    /// One identity makes many write calls of one event name in one region within minutes.
+    WriteBurst,
+    /// One identity makes many failing read calls of one event name in one region within
+    /// minutes.
+    ErrorStorm,
+    /// An identity uses a new address in the same /24 as one of its usual IPs (no insight).
+    NearbyIp,
+    /// An identity uses an address in [`WHITELIST_CIDR`] (no insight when whitelisted).
+    WhitelistedIp,
+}
+
+impl AnomalyKind {
+    pub const ALL: [AnomalyKind; 6] = [
+        AnomalyKind::NewIp,
+        AnomalyKind::NewNetwork,
+        AnomalyKind::WriteBurst,
+        AnomalyKind::ErrorStorm,
+        AnomalyKind::NearbyIp,
+        AnomalyKind::WhitelistedIp,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AnomalyKind::NewIp => "new_ip",
+            AnomalyKind::NewNetwork => "new_network",
+            AnomalyKind::WriteBurst => "write_burst",
+            AnomalyKind::ErrorStorm => "error_storm",
+            AnomalyKind::NearbyIp => "nearby_ip",
+            AnomalyKind::WhitelistedIp => "whitelisted_ip",
+        }
+    }
+}
+
+/// One injected anomaly: who, from where, what, when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Label {
+    pub kind: AnomalyKind,
+    pub account: String,
+    pub principal_id: String,
+    pub source_ip: String,
+    pub region: String,
+    /// The one event name of a burst or storm; `None` for IP anomalies (mixed names).
+    pub event_name: Option<String>,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub events: u32,
+}
+
+impl Label {
+    /// The label as a JSON object (for `trail gen --labels`).
+    pub fn to_json(&self) -> Value {
+        json!({
+            "kind": self.kind.as_str(),
+            "account": self.account,
+            "principalId": self.principal_id,
+            "sourceIpAddress": self.source_ip,
+            "region": self.region,
+            "eventName": self.event_name,
+            "start": self.start.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            "end": self.end.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            "events": self.events,
+        })
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -380,27 +465,50 @@ pub struct Identity {
     pub mfa: bool,
 }
 
-fn ip(rng: &mut impl Rng) -> String {
-    // Public-looking addresses from a few providers' blocks.
-    let firsts = [47u8, 42, 101, 106, 116, 120, 139, 203, 198, 8];
-    format!(
-        "{}.{}.{}.{}",
+/// Provider blocks (first octets) the generated world's networks come from.
+const BLOCKS: [u8; 10] = [47, 42, 101, 106, 116, 120, 139, 203, 198, 8];
+/// First octets of blocks no generated identity uses ([`AnomalyKind::NewNetwork`]).
+const FOREIGN_BLOCKS: [u8; 6] = [5, 31, 77, 91, 185, 212];
+
+fn net24(rng: &mut impl Rng, firsts: &[u8]) -> [u8; 3] {
+    [
         firsts[rng.random_range(0..firsts.len())],
         rng.random_range(0..=255u8),
         rng.random_range(0..=255u8),
-        rng.random_range(1..=254u8)
-    )
+    ]
 }
 
-/// The identities of a configuration (the same for every region and day).
+fn host(net: [u8; 3], h: u8) -> String {
+    format!("{}.{}.{}.{}", net[0], net[1], net[2], h)
+}
+
+/// The /24 of a dotted IPv4 address.
+fn net_of(ip: &str) -> Option<[u8; 3]> {
+    let mut it = ip.split('.').map(|p| p.parse::<u8>().ok());
+    Some([it.next()??, it.next()??, it.next()??])
+}
+
+/// The office networks (/24) of each account: identities of an account work from these.
+fn account_networks(cfg: &GenConfig) -> Vec<Vec<[u8; 3]>> {
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x0ff1_ce00);
+    (0..cfg.accounts.max(1))
+        .map(|_| (0..3).map(|_| net24(&mut rng, &BLOCKS)).collect())
+        .collect()
+}
+
+/// The identities of a configuration (the same for every region and day). Each uses one to
+/// three addresses in its account's office networks; its rare IP is another host in the /24
+/// of its first usual IP (a colleague's desk, a renewed DHCP lease).
 pub fn identities(cfg: &GenConfig) -> Vec<Identity> {
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x1d3_7f1e5);
     let accounts: Vec<String> = (0..cfg.accounts.max(1))
         .map(|_| format!("1{:015}", rng.random_range(0..1_000_000_000_000_000u64)))
         .collect();
+    let nets = account_networks(cfg);
     (0..cfg.identities.max(1))
         .map(|i| {
-            let account = accounts[i % accounts.len()].clone();
+            let a = i % accounts.len();
+            let account = accounts[a].clone();
             let (kind, user_name) = if i < accounts.len() {
                 ("root-account", "root".to_owned())
             } else if i % 7 == 0 {
@@ -409,11 +517,18 @@ pub fn identities(cfg: &GenConfig) -> Vec<Identity> {
                 ("ram-user", format!("user{i:04}"))
             };
             let n_ips = 1 + (i % 3);
+            let usual_ips: Vec<String> = (0..n_ips)
+                .map(|_| {
+                    let net = nets[a][rng.random_range(0..nets[a].len())];
+                    host(net, rng.random_range(1..=200u8))
+                })
+                .collect();
+            let first = net_of(&usual_ips[0]).unwrap_or([10, 0, 0]);
             Identity {
                 principal_id: format!("2{:015}", rng.random_range(0..1_000_000_000_000_000u64)),
                 access_key_id: format!("LTAI{:016X}", rng.random::<u64>()),
-                usual_ips: (0..n_ips).map(|_| ip(&mut rng)).collect(),
-                rare_ip: ip(&mut rng),
+                rare_ip: host(first, rng.random_range(201..=254u8)),
+                usual_ips,
                 agent: AGENTS[rng.random_range(0..AGENTS.len())],
                 mfa: rng.random_bool(0.6),
                 account,
@@ -437,7 +552,7 @@ fn uuid(rng: &mut impl Rng) -> String {
     )
 }
 
-/// Render one event.
+/// Draw one ordinary event.
 fn event(
     rng: &mut ChaCha8Rng,
     cfg: &GenConfig,
@@ -448,11 +563,7 @@ fn event(
     time: DateTime<Utc>,
 ) -> Value {
     let who = &ids[(id_zipf.sample(rng) as usize - 1).min(ids.len() - 1)];
-    let (service, src, name, api, rtype) =
-        EVENTS[(ev_zipf.sample(rng) as usize - 1).min(EVENTS.len() - 1)];
-    let read = ["Describe", "List", "Get", "Lookup"]
-        .iter()
-        .any(|p| name.starts_with(p));
+    let ev = (ev_zipf.sample(rng) as usize - 1).min(EVENTS.len() - 1);
     let source_ip = if rng.random_bool(cfg.rare_ip_rate) {
         who.rare_ip.clone()
     } else if rng.random_bool(0.02) {
@@ -460,6 +571,27 @@ fn event(
     } else {
         who.usual_ips[rng.random_range(0..who.usual_ips.len())].clone()
     };
+    let error = rng
+        .random_bool(cfg.error_rate)
+        .then(|| rng.random_range(0..ERROR_CODES.len()));
+    render(rng, who, ev, source_ip, error, region, time)
+}
+
+/// Render one event of `who` calling `EVENTS[ev]` from `source_ip`, failing with
+/// `ERROR_CODES[error]` if given.
+fn render(
+    rng: &mut ChaCha8Rng,
+    who: &Identity,
+    ev: usize,
+    source_ip: String,
+    error: Option<usize>,
+    region: &str,
+    time: DateTime<Utc>,
+) -> Value {
+    let (service, src, name, api, rtype) = EVENTS[ev];
+    let read = ["Describe", "List", "Get", "Lookup"]
+        .iter()
+        .any(|p| name.starts_with(p));
     let request_id = uuid(rng);
     let resource = format!(
         "{}-{:x}",
@@ -511,8 +643,8 @@ fn event(
         "resourceName": if rtype.is_empty() { Value::Null } else { resource.clone().into() },
         "recipientAccountId": who.account,
     });
-    if rng.random_bool(cfg.error_rate) {
-        let (code, msg) = ERROR_CODES[rng.random_range(0..ERROR_CODES.len())];
+    if let Some(k) = error {
+        let (code, msg) = ERROR_CODES[k.min(ERROR_CODES.len() - 1)];
         e["errorCode"] = code.into();
         e["errorMessage"] = msg.into();
         e["responseElements"] = json!({"RequestId": request_id});
@@ -556,6 +688,182 @@ fn counts(cfg: &GenConfig) -> Vec<Vec<u64>> {
     out
 }
 
+/// An injected event: who calls what, from where, when (seconds into its day), failing or not.
+struct Injected {
+    secs: i64,
+    who: usize,
+    ev: usize,
+    ip: String,
+    error: Option<usize>,
+}
+
+/// Injected events per (region index, day index).
+type InjectedByCell = HashMap<(usize, usize), Vec<Injected>>;
+
+fn event_index(name: &str) -> usize {
+    EVENTS.iter().position(|e| e.2 == name).unwrap_or(0)
+}
+
+/// Plan the labelled anomalies of `cfg`: the injected events of each (region, day) and the
+/// labels. Anomalies fall on the last two thirds of the days (identities need history first),
+/// each on its own identity among the busiest non-root ones where there are enough.
+fn plan_anomalies(cfg: &GenConfig, ids: &[Identity]) -> (InjectedByCell, Vec<Label>) {
+    let mut by_cell: InjectedByCell = HashMap::new();
+    let mut labels = Vec::new();
+    if cfg.anomalies == 0 {
+        return (by_cell, labels);
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0xA40_4A11);
+    let regions = cfg.regions.clamp(1, REGIONS.len());
+    let days = cfg.days.max(1) as usize;
+    let first_day = (days / 3).max(7).min(days - 1);
+    let lo = cfg.accounts.max(1).min(ids.len() - 1);
+    let hi = (lo + 40).min(ids.len());
+    let mut cands: Vec<usize> = (lo..hi).collect();
+    for i in (1..cands.len()).rev() {
+        cands.swap(i, rng.random_range(0..=i));
+    }
+    let nets = account_networks(cfg);
+    let used: HashSet<[u8; 3]> = nets.iter().flatten().copied().collect();
+    let mut next = 0usize;
+    for kind in AnomalyKind::ALL {
+        for k in 0..cfg.anomalies {
+            let w = cands[next % cands.len()];
+            next += 1;
+            let who = &ids[w];
+            let day = rng.random_range(first_day..days);
+            let region = rng.random_range(0..regions);
+            let start = rng.random_range(60..1300i64) * 60;
+            let mut events: Vec<Injected> = Vec::new();
+            let mut ip_events = |ip: String, rng: &mut ChaCha8Rng| {
+                let n = rng.random_range(6..=14);
+                let mut t = start;
+                for _ in 0..n {
+                    events.push(Injected {
+                        secs: t,
+                        who: w,
+                        ev: rng.random_range(0..12),
+                        ip: ip.clone(),
+                        error: None,
+                    });
+                    t += rng.random_range(30..240);
+                }
+            };
+            let (ip, name) = match kind {
+                AnomalyKind::NewIp => {
+                    let net = loop {
+                        let n = net24(&mut rng, &BLOCKS);
+                        if !used.contains(&n) {
+                            break n;
+                        }
+                    };
+                    (host(net, rng.random_range(1..=254u8)), None)
+                }
+                AnomalyKind::NewNetwork if k % 2 == 1 => (
+                    format!(
+                        "2a0{}:{:x}:{:x}:{:x}::{:x}",
+                        rng.random_range(1..10u8),
+                        rng.random::<u16>(),
+                        rng.random::<u16>(),
+                        rng.random::<u16>(),
+                        rng.random_range(1..0xffffu16)
+                    ),
+                    None,
+                ),
+                AnomalyKind::NewNetwork => (
+                    host(
+                        net24(&mut rng, &FOREIGN_BLOCKS),
+                        rng.random_range(1..=254u8),
+                    ),
+                    None,
+                ),
+                AnomalyKind::NearbyIp => {
+                    let net = net_of(&who.usual_ips[0]).unwrap_or([10, 0, 0]);
+                    let ip = loop {
+                        let ip = host(net, rng.random_range(1..=254u8));
+                        if ip != who.rare_ip && !who.usual_ips.contains(&ip) {
+                            break ip;
+                        }
+                    };
+                    (ip, None)
+                }
+                AnomalyKind::WhitelistedIp => (
+                    format!(
+                        "59.82.{}.{}",
+                        rng.random::<u8>(),
+                        rng.random_range(1..=254u8)
+                    ),
+                    None,
+                ),
+                AnomalyKind::WriteBurst => {
+                    let names = [
+                        "DeleteInstance",
+                        "StopInstance",
+                        "AuthorizeSecurityGroup",
+                        "DeleteBucket",
+                        "ModifyInstanceAttribute",
+                        "CreateInstance",
+                    ];
+                    (
+                        who.usual_ips[0].clone(),
+                        Some(names[rng.random_range(0..names.len())]),
+                    )
+                }
+                AnomalyKind::ErrorStorm => {
+                    let names = [
+                        "ListUsers",
+                        "GetUser",
+                        "DescribeInstances",
+                        "DescribeSecurityGroups",
+                    ];
+                    (
+                        who.usual_ips[0].clone(),
+                        Some(names[rng.random_range(0..names.len())]),
+                    )
+                }
+            };
+            match name {
+                None => ip_events(ip.clone(), &mut rng),
+                Some(name) => {
+                    let ev = event_index(name);
+                    let error = (kind == AnomalyKind::ErrorStorm)
+                        .then(|| [0usize, 1, 5][rng.random_range(0..3)]);
+                    for m in 0..rng.random_range(6..=10i64) {
+                        let mut secs: Vec<i64> = (0..rng.random_range(30..=45))
+                            .map(|_| start + m * 60 + rng.random_range(0..60))
+                            .collect();
+                        secs.sort_unstable();
+                        events.extend(secs.into_iter().map(|secs| Injected {
+                            secs,
+                            who: w,
+                            ev,
+                            ip: ip.clone(),
+                            error,
+                        }));
+                    }
+                }
+            }
+            let day0 = cfg.start + Duration::days(day as i64);
+            let midnight = Utc.from_utc_datetime(&day0.and_hms_opt(0, 0, 0).unwrap_or_default());
+            let first = events.first().map_or(start, |e| e.secs);
+            let last = events.last().map_or(start, |e| e.secs);
+            labels.push(Label {
+                kind,
+                account: who.account.clone(),
+                principal_id: who.principal_id.clone(),
+                source_ip: ip,
+                region: REGIONS[region].to_owned(),
+                event_name: name.map(str::to_owned),
+                start: midnight + Duration::seconds(first),
+                end: midnight + Duration::seconds(last),
+                events: events.len() as u32,
+            });
+            by_cell.entry((region, day)).or_default().extend(events);
+        }
+    }
+    (by_cell, labels)
+}
+
 /// Write the delivery tree for `cfg` under `out`.
 pub fn generate(cfg: &GenConfig, out: &Path) -> Result<GenStats, GenError> {
     if cfg.identities == 0 || cfg.days == 0 {
@@ -567,18 +875,25 @@ pub fn generate(cfg: &GenConfig, out: &Path) -> Result<GenStats, GenError> {
     let id_zipf = Zipf::new(ids.len() as f64, 1.1).map_err(|e| GenError::Config(e.to_string()))?;
     let ev_zipf =
         Zipf::new(EVENTS.len() as f64, 1.2).map_err(|e| GenError::Config(e.to_string()))?;
+    let (mut injected, labels) = plan_anomalies(cfg, &ids);
     let mut stats = GenStats::default();
     for (r, per_day) in counts(cfg).iter().enumerate() {
         let region = REGIONS[r];
         for (d, &n) in per_day.iter().enumerate() {
-            if n == 0 {
+            let extra = injected.remove(&(r, d)).unwrap_or_default();
+            if n == 0 && extra.is_empty() {
                 continue;
             }
             let mut rng = ChaCha8Rng::seed_from_u64(seed_for(cfg, r, d as u32));
+            let mut arng = ChaCha8Rng::seed_from_u64(seed_for(cfg, r, d as u32) ^ 0xA11CE);
             let day = cfg.start + Duration::days(d as i64);
             let midnight = Utc.from_utc_datetime(&day.and_hms_opt(0, 0, 0).unwrap_or_default());
-            let mut secs: Vec<i64> = (0..n).map(|_| rng.random_range(0..86_400)).collect();
-            secs.sort_unstable();
+            // (second of the day, None for an ordinary event or the injected event's index)
+            let mut secs: Vec<(i64, Option<usize>)> = (0..n)
+                .map(|_| (rng.random_range(0..86_400), None))
+                .collect();
+            secs.extend(extra.iter().enumerate().map(|(k, e)| (e.secs, Some(k))));
+            secs.sort_by_key(|&(s, k)| (s, k));
             let dir = out.join(format!(
                 "AliyunLogs/Actiontrail/{region}/{:04}/{:02}/{:02}",
                 day.year(),
@@ -592,9 +907,9 @@ pub fn generate(cfg: &GenConfig, out: &Path) -> Result<GenStats, GenError> {
             let window = cfg.file_minutes.max(1) * 60;
             let mut i = 0;
             while i < secs.len() {
-                let slot = secs[i] / window;
+                let slot = secs[i].0 / window;
                 let mut j = i;
-                while j < secs.len() && secs[j] / window == slot {
+                while j < secs.len() && secs[j].0 / window == slot {
                     j += 1;
                 }
                 let t0 = midnight + Duration::seconds(slot * window);
@@ -607,16 +922,23 @@ pub fn generate(cfg: &GenConfig, out: &Path) -> Result<GenStats, GenError> {
                 let path = dir.join(name);
                 let events: Vec<Value> = secs[i..j]
                     .iter()
-                    .map(|s| {
-                        event(
-                            &mut rng,
-                            cfg,
-                            &ids,
-                            &id_zipf,
-                            &ev_zipf,
-                            region,
-                            midnight + Duration::seconds(*s),
-                        )
+                    .map(|&(s, k)| {
+                        let time = midnight + Duration::seconds(s);
+                        match k {
+                            None => event(&mut rng, cfg, &ids, &id_zipf, &ev_zipf, region, time),
+                            Some(k) => {
+                                let e = &extra[k];
+                                render(
+                                    &mut arng,
+                                    &ids[e.who],
+                                    e.ev,
+                                    e.ip.clone(),
+                                    e.error,
+                                    region,
+                                    time,
+                                )
+                            }
+                        }
                     })
                     .collect();
                 stats.bytes_uncompressed += write_file(&path, &events, cfg.format)?;
@@ -626,6 +948,7 @@ pub fn generate(cfg: &GenConfig, out: &Path) -> Result<GenStats, GenError> {
             }
         }
     }
+    stats.labels = labels;
     Ok(stats)
 }
 
@@ -705,10 +1028,39 @@ mod tests {
         let sb = generate(&cfg, b.path()).unwrap();
         assert_eq!(sa, sb);
         assert_eq!(sa.events, 1234);
+        assert!(sa.labels.is_empty());
         let per_event = sa.bytes_uncompressed / sa.events;
         assert!(
             (900..1600).contains(&per_event),
             "{per_event} bytes per event"
         );
+    }
+
+    #[test]
+    fn anomalies_are_labelled_and_injected() {
+        let cfg = GenConfig {
+            events: 2000,
+            days: 12,
+            regions: 3,
+            anomalies: 2,
+            ..Default::default()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let stats = generate(&cfg, dir.path()).unwrap();
+        assert_eq!(stats.labels.len(), 2 * AnomalyKind::ALL.len());
+        let injected: u64 = stats.labels.iter().map(|l| u64::from(l.events)).sum();
+        assert_eq!(stats.events, 2000 + injected);
+        for l in &stats.labels {
+            assert!(l.start <= l.end);
+            assert!(l.start >= Utc.with_ymd_and_hms(2026, 10, 8, 0, 0, 0).unwrap());
+            match l.kind {
+                AnomalyKind::WriteBurst | AnomalyKind::ErrorStorm => {
+                    assert!(l.events >= 180, "{l:?}")
+                }
+                _ => assert!((6..=14).contains(&l.events), "{l:?}"),
+            }
+        }
+        let again = generate(&cfg, tempfile::tempdir().unwrap().path()).unwrap();
+        assert_eq!(stats, again);
     }
 }

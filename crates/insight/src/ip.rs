@@ -1,0 +1,577 @@
+//! IpInsight: operations of an identity from a source IP unusual for it.
+//!
+//! **Identity.** The principal: `userIdentity.principalId` within its account
+//! (`userIdentity.accountId`, else `recipientAccountId`); without a principal id, the access
+//! key id, then the user name.
+//!
+//! **Baseline.** For a day D, an identity's usual IPs are the IPs it used on the
+//! `baseline_days` days before D (default 14). An identity is judged on its own baseline once
+//! it was active on at least `min_history_days` of those days with at least
+//! `min_history_events` events; an identity with less history is judged on its *account's*
+//! baseline (every IP any identity of the account used), and if the account has too little
+//! history too, it is not judged (counted as `little history`).
+//!
+//! **Unusual.** An operation is unusual when its source is an IP address, the IP is not in
+//! the whitelist, not in the baseline, and not *near* it: not in the same /`near_v4` (default
+//! 24) or /`near_v6` (default 64) network as a baseline IP. Sources that are not IP addresses
+//! (`Internal`, `ecs.aliyuncs.com`) are never insights; they are counted.
+//!
+//! **Insight.** Unusual operations of one identity from one IP form one insight per contiguous
+//! window: operations less than `gap_minutes` (default 60) apart belong together. The start
+//! record is at the first operation, the end record at the last. An IP judged on day D is
+//! part of the baseline from day D+1 on: a new IP is reported once, not every day.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::IpAddr;
+
+use chrono::NaiveDate;
+use datafusion::prelude::{Expr, col, lit};
+use datafusion::scalar::ScalarValue;
+use ipnet::IpNet;
+use serde_json::json;
+use trail_query::Engine;
+use trail_query::ip::{network, parse_ip, parse_net};
+use trail_store::Store;
+
+use crate::{
+    IdentityInfo, Insight, InsightError, InsightType, MAX_COVERED, Result, RunOptions, day_number,
+    micros, sql_date, strings, top_values, utc_micros,
+};
+
+/// The job's name in the store's job state.
+pub const JOB: &str = "ip";
+
+/// Parameters of IpInsight (see the module documentation).
+#[derive(Debug, Clone)]
+pub struct IpOptions {
+    pub baseline_days: u32,
+    pub min_history_days: u32,
+    pub min_history_events: u64,
+    pub near_v4: u8,
+    pub near_v6: u8,
+    pub gap_minutes: i64,
+    pub whitelist: Vec<IpNet>,
+}
+
+impl Default for IpOptions {
+    fn default() -> Self {
+        IpOptions {
+            baseline_days: 14,
+            min_history_days: 3,
+            min_history_events: 20,
+            near_v4: 24,
+            near_v6: 64,
+            gap_minutes: 60,
+            whitelist: Vec::new(),
+        }
+    }
+}
+
+/// Parse a whitelist: IPs or CIDRs separated by commas, whitespace or new lines; `#` starts a
+/// comment. `origin` names where the text came from, for errors.
+pub fn parse_whitelist(text: &str, origin: &str) -> Result<Vec<IpNet>> {
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("");
+        for item in line.split(|c: char| c == ',' || c.is_whitespace()) {
+            if item.is_empty() {
+                continue;
+            }
+            out.push(parse_net(item).ok_or_else(|| {
+                InsightError::Usage(format!(
+                    "{origin}, line {}: `{}` is not an IP address or CIDR (e.g. 203.0.113.0/24)",
+                    n + 1,
+                    item.escape_default()
+                ))
+            })?);
+        }
+    }
+    Ok(out)
+}
+
+/// What an IpInsight run judged and found.
+#[derive(Debug, Clone, Default)]
+pub struct IpReport {
+    pub since: Option<NaiveDate>,
+    pub until: Option<NaiveDate>,
+    /// Events on the judged days.
+    pub events: u64,
+    pub usual: u64,
+    pub nearby: u64,
+    pub whitelisted: u64,
+    /// Sources that are not IP addresses (`Internal`, service names).
+    pub not_ip: u64,
+    /// Identities (and accounts) with too little history to judge.
+    pub little_history: u64,
+    /// Judged on the account's baseline.
+    pub account_baseline: u64,
+    pub unusual: u64,
+    pub insights: Vec<Insight>,
+}
+
+#[derive(Default)]
+struct Interner {
+    ids: HashMap<String, u32>,
+    names: Vec<String>,
+}
+
+impl Interner {
+    fn id(&mut self, s: &str) -> u32 {
+        if let Some(&i) = self.ids.get(s) {
+            return i;
+        }
+        let i = self.names.len() as u32;
+        self.ids.insert(s.to_owned(), i);
+        self.names.push(s.to_owned());
+        i
+    }
+}
+
+/// Per-day event counts of an identity or account, oldest first.
+#[derive(Default)]
+struct History(VecDeque<(i32, u64)>);
+
+impl History {
+    fn add(&mut self, day: i32, n: u64) {
+        match self.0.back_mut() {
+            Some((d, c)) if *d == day => *c += n,
+            _ => self.0.push_back((day, n)),
+        }
+    }
+    /// (active days, events) in `[day - window, day)`, dropping older entries.
+    fn window(&mut self, day: i32, window: i32) -> (u32, u64) {
+        while self.0.front().is_some_and(|(d, _)| *d < day - window) {
+            self.0.pop_front();
+        }
+        let mut days = 0;
+        let mut events = 0;
+        for (d, n) in &self.0 {
+            if *d < day {
+                days += 1;
+                events += n;
+            }
+        }
+        (days, events)
+    }
+}
+
+/// Last day each (key, ip) and (key, network) was seen.
+#[derive(Default)]
+struct Seen {
+    ip: HashMap<(u32, u32), i32>,
+    net: HashMap<(u32, IpNet), i32>,
+    history: HashMap<u32, History>,
+}
+
+struct Group {
+    day: i32,
+    account: u32,
+    ident: u32,
+    ip: u32,
+    n: u64,
+}
+
+#[derive(Clone, Copy)]
+enum Level {
+    Principal,
+    Account,
+}
+
+#[derive(Clone, Copy)]
+struct Flag {
+    level: Level,
+    baseline_events: u64,
+    baseline_ips: usize,
+}
+
+const IDENTITY_SQL: &str = "coalesce(userIdentity.accountId, recipientAccountId, '')";
+const PRINCIPAL_SQL: &str =
+    "coalesce(userIdentity.principalId, userIdentity.accessKeyId, userIdentity.userName, '')";
+
+/// Run IpInsight over the judged days of `store`.
+pub async fn run(
+    engine: &Engine,
+    store: &Store,
+    opts: &IpOptions,
+    run: &RunOptions,
+) -> Result<IpReport> {
+    let mut report = IpReport::default();
+    let Some((since, until)) = crate::judged_range(store, JOB, run)? else {
+        return Ok(report);
+    };
+    report.since = Some(since);
+    report.until = Some(until);
+    let window = opts.baseline_days.max(1) as i32;
+    let read_from = since - chrono::Duration::days(i64::from(window));
+    let sql = format!(
+        "SELECT {IDENTITY_SQL} AS account, {PRINCIPAL_SQL} AS principal, \
+         coalesce(sourceIpAddress, '') AS ip, eventDate AS day, count(*) AS n FROM events \
+         WHERE eventDate >= {} AND eventDate <= {} GROUP BY 1, 2, 3, 4",
+        sql_date(read_from),
+        sql_date(until)
+    );
+    let batches = engine.collect(&sql).await?;
+
+    let mut accounts = Interner::default();
+    let mut idents = Interner::default();
+    let mut ips = Interner::default();
+    let mut groups = Vec::new();
+    for b in &batches {
+        let acc = strings(b, "account")?;
+        let pri = strings(b, "principal")?;
+        let ip = strings(b, "ip")?;
+        let day = crate::dates(b, "day")?;
+        let n = crate::int64s(b, "n")?;
+        for i in 0..b.num_rows() {
+            let a = acc[i].as_deref().unwrap_or("");
+            let p = pri[i].as_deref().unwrap_or("");
+            groups.push(Group {
+                day: day[i],
+                account: accounts.id(a),
+                ident: idents.id(&format!("{a}\u{1f}{p}")),
+                ip: ips.id(ip[i].as_deref().unwrap_or("")),
+                n: n[i].max(0) as u64,
+            });
+        }
+    }
+    groups.sort_unstable_by_key(|g| g.day);
+    let parsed: Vec<Option<IpAddr>> = ips.names.iter().map(|s| parse_ip(s)).collect();
+    let near = |ip: IpAddr| match ip {
+        IpAddr::V4(_) => network(ip, opts.near_v4.min(32)),
+        IpAddr::V6(_) => network(ip, opts.near_v6.min(128)),
+    };
+    let nets: Vec<Option<IpNet>> = parsed.iter().map(|p| p.and_then(near)).collect();
+    let whitelisted: Vec<bool> = parsed
+        .iter()
+        .map(|p| p.is_some_and(|ip| opts.whitelist.iter().any(|w| w.contains(&ip))))
+        .collect();
+
+    let mut by_ident = Seen::default();
+    let mut by_account = Seen::default();
+    // (account, principal, ip, day) -> how it was judged
+    let mut flagged: HashMap<(u32, u32, i32), Flag> = HashMap::new();
+    let (d0, d1) = (day_number(since), day_number(until));
+    let mut i = 0;
+    while i < groups.len() {
+        let day = groups[i].day;
+        let mut j = i;
+        while j < groups.len() && groups[j].day == day {
+            j += 1;
+        }
+        let day_groups = &groups[i..j];
+        if (d0..=d1).contains(&day) {
+            for g in day_groups {
+                report.events += g.n;
+                if parsed[g.ip as usize].is_none() {
+                    report.not_ip += g.n;
+                    continue;
+                }
+                if whitelisted[g.ip as usize] {
+                    report.whitelisted += g.n;
+                    continue;
+                }
+                let enough = |(days, events): (u32, u64)| {
+                    days >= opts.min_history_days && events >= opts.min_history_events
+                };
+                let own = by_ident
+                    .history
+                    .entry(g.ident)
+                    .or_default()
+                    .window(day, window);
+                let (seen, key, level, hist) = if enough(own) {
+                    (&by_ident, g.ident, Level::Principal, own)
+                } else {
+                    let acct = by_account
+                        .history
+                        .entry(g.account)
+                        .or_default()
+                        .window(day, window);
+                    if !enough(acct) {
+                        report.little_history += g.n;
+                        continue;
+                    }
+                    report.account_baseline += g.n;
+                    (&by_account, g.account, Level::Account, acct)
+                };
+                let recent = |d: Option<&i32>| d.is_some_and(|&d| d >= day - window);
+                if recent(seen.ip.get(&(key, g.ip))) {
+                    report.usual += g.n;
+                    continue;
+                }
+                let net = nets[g.ip as usize];
+                if net.is_some_and(|n| recent(seen.net.get(&(key, n)))) {
+                    report.nearby += g.n;
+                    continue;
+                }
+                report.unusual += g.n;
+                let baseline_ips = seen
+                    .ip
+                    .iter()
+                    .filter(|((k, _), d)| *k == key && **d >= day - window)
+                    .count();
+                flagged.insert(
+                    (g.ident, g.ip, day),
+                    Flag {
+                        level,
+                        baseline_events: hist.1,
+                        baseline_ips,
+                    },
+                );
+            }
+        }
+        for g in day_groups {
+            by_ident.history.entry(g.ident).or_default().add(day, g.n);
+            by_account
+                .history
+                .entry(g.account)
+                .or_default()
+                .add(day, g.n);
+            if parsed[g.ip as usize].is_some() {
+                by_ident.ip.insert((g.ident, g.ip), day);
+                by_account.ip.insert((g.account, g.ip), day);
+                if let Some(n) = nets[g.ip as usize] {
+                    by_ident.net.insert((g.ident, n), day);
+                    by_account.net.insert((g.account, n), day);
+                }
+            }
+        }
+        i = j;
+    }
+    if flagged.is_empty() {
+        return Ok(report);
+    }
+    report.insights = details(engine, opts, &idents, &ips, &flagged, window).await?;
+    Ok(report)
+}
+
+struct Op {
+    time: i64,
+    id: String,
+    region: Option<String>,
+    kind: Option<String>,
+    user_name: Option<String>,
+    access_key: Option<String>,
+    principal_id: Option<String>,
+    agent: Option<String>,
+    name: Option<String>,
+    code: Option<String>,
+}
+
+/// Fetch the flagged operations and cut them into insights.
+async fn details(
+    engine: &Engine,
+    opts: &IpOptions,
+    idents: &Interner,
+    ips: &Interner,
+    flagged: &HashMap<(u32, u32, i32), Flag>,
+    window: i32,
+) -> Result<Vec<Insight>> {
+    let days: HashSet<i32> = flagged.keys().map(|k| k.2).collect();
+    let flagged_ips: HashSet<u32> = flagged.keys().map(|k| k.1).collect();
+    let mut days: Vec<i32> = days.into_iter().collect();
+    days.sort_unstable();
+    let mut ip_list: Vec<&str> = flagged_ips
+        .iter()
+        .map(|&i| ips.names[i as usize].as_str())
+        .collect();
+    ip_list.sort_unstable();
+    let day_lits: Vec<Expr> = days
+        .iter()
+        .map(|&d| lit(ScalarValue::Date32(Some(d))))
+        .collect();
+    let ip_lits: Vec<Expr> = ip_list.iter().map(|s| lit(*s)).collect();
+    let df = engine
+        .sql(&format!(
+            "SELECT eventId AS id, eventTime AS t, acsRegion AS region, eventDate AS day, \
+             {IDENTITY_SQL} AS account, {PRINCIPAL_SQL} AS principal, \
+             userIdentity.type AS kind, userIdentity.userName AS uname, \
+             userIdentity.accessKeyId AS akid, userIdentity.principalId AS pid, \
+             sourceIpAddress AS ip, userAgent AS agent, eventName AS name, errorCode AS code \
+             FROM events"
+        ))
+        .await?
+        .filter(
+            col("day")
+                .in_list(day_lits, false)
+                .and(col("ip").in_list(ip_lits, false)),
+        )?;
+    let batches = df.collect().await.map_err(|e| engine.map_error(e))?;
+    let mut ops: HashMap<(u32, u32), Vec<(i32, Op)>> = HashMap::new();
+    for b in &batches {
+        let ids = strings(b, "id")?;
+        let times = micros(b, "t")?;
+        let regions = strings(b, "region")?;
+        let bdays = crate::dates(b, "day")?;
+        let acc = strings(b, "account")?;
+        let pri = strings(b, "principal")?;
+        let kinds = strings(b, "kind")?;
+        let unames = strings(b, "uname")?;
+        let akids = strings(b, "akid")?;
+        let pids = strings(b, "pid")?;
+        let bips = strings(b, "ip")?;
+        let agents = strings(b, "agent")?;
+        let names = strings(b, "name")?;
+        let codes = strings(b, "code")?;
+        for i in 0..b.num_rows() {
+            let key = format!(
+                "{}\u{1f}{}",
+                acc[i].as_deref().unwrap_or(""),
+                pri[i].as_deref().unwrap_or("")
+            );
+            let (Some(&ident), Some(&ip)) = (
+                idents.ids.get(&key),
+                ips.ids.get(bips[i].as_deref().unwrap_or("")),
+            ) else {
+                continue;
+            };
+            if !flagged.contains_key(&(ident, ip, bdays[i])) {
+                continue;
+            }
+            ops.entry((ident, ip)).or_default().push((
+                bdays[i],
+                Op {
+                    time: times[i],
+                    id: ids[i].clone().unwrap_or_default(),
+                    region: regions[i].clone(),
+                    kind: kinds[i].clone(),
+                    user_name: unames[i].clone(),
+                    access_key: akids[i].clone(),
+                    principal_id: pids[i].clone(),
+                    agent: agents[i].clone(),
+                    name: names[i].clone(),
+                    code: codes[i].clone(),
+                },
+            ));
+        }
+    }
+    let gap_us = opts.gap_minutes.max(1) * 60_000_000;
+    let mut out = Vec::new();
+    for ((ident, ip), mut list) in ops {
+        list.sort_by(|a, b| a.1.time.cmp(&b.1.time).then_with(|| a.1.id.cmp(&b.1.id)));
+        let mut start = 0;
+        for k in 1..=list.len() {
+            if k < list.len() && list[k].1.time - list[k - 1].1.time < gap_us {
+                continue;
+            }
+            let day = list[start].0;
+            if let Some(flag) = flagged.get(&(ident, ip, day)) {
+                out.push(insight(
+                    &idents.names[ident as usize],
+                    &ips.names[ip as usize],
+                    &list[start..k],
+                    *flag,
+                    window,
+                ));
+            }
+            start = k;
+        }
+    }
+    out.sort_by(|a, b| {
+        (
+            a.start,
+            &a.account,
+            &a.object,
+            &a.identity.as_ref().map(|i| &i.principal_id),
+        )
+            .cmp(&(
+                b.start,
+                &b.account,
+                &b.object,
+                &b.identity.as_ref().map(|i| &i.principal_id),
+            ))
+    });
+    Ok(out)
+}
+
+fn insight(ident: &str, ip: &str, ops: &[(i32, Op)], flag: Flag, window: i32) -> Insight {
+    let account = ident.split('\u{1f}').next().unwrap_or("").to_owned();
+    let first = &ops[0].1;
+    let last = &ops[ops.len() - 1].1;
+    let minutes = ((last.time - first.time) as f64 / 60e6).ceil().max(1.0);
+    let mut counts: [HashMap<String, u64>; 4] = Default::default();
+    for (_, op) in ops {
+        for (k, v) in [&op.agent, &op.principal_id, &op.name, &op.code]
+            .into_iter()
+            .enumerate()
+        {
+            if let Some(v) = v.as_ref().filter(|v| !v.is_empty()) {
+                *counts[k].entry(v.clone()).or_default() += 1;
+            }
+        }
+    }
+    let baseline_minutes = i64::from(window) * 1440;
+    let mut context = serde_json::Map::new();
+    context.insert(
+        "baselineLevel".into(),
+        json!(match flag.level {
+            Level::Principal => "principal",
+            Level::Account => "account",
+        }),
+    );
+    context.insert("baselineIpCount".into(), json!(flag.baseline_ips));
+    Insight {
+        insight_type: InsightType::IpInsight,
+        account: account.clone(),
+        region: first.region.clone(),
+        object: ip.to_owned(),
+        start: utc_micros(first.time),
+        end: utc_micros(last.time),
+        identity: Some(IdentityInfo {
+            kind: first.kind.clone(),
+            principal_id: first.principal_id.clone(),
+            account_id: Some(account),
+            user_name: first.user_name.clone(),
+            access_key_id: first.access_key.clone(),
+        }),
+        event_name: None,
+        source_ip: Some(ip.to_owned()),
+        attributions: vec![
+            ("userAgent", top_values(&counts[0], None, minutes, 5)),
+            ("principalId", top_values(&counts[1], None, minutes, 5)),
+            ("apiRelated", top_values(&counts[2], None, minutes, 5)),
+            ("errorCode", top_values(&counts[3], None, minutes, 5)),
+        ],
+        insight_average: ops.len() as f64 / minutes,
+        insight_minutes: minutes as i64,
+        baseline_average: flag.baseline_events as f64 / baseline_minutes as f64,
+        baseline_minutes,
+        insight_count: ops.len() as u64,
+        context,
+        covered: ops
+            .iter()
+            .take(MAX_COVERED)
+            .map(|(_, o)| o.id.clone())
+            .collect(),
+    }
+}
+
+/// Record that days through `until` were judged (after the findings are written).
+pub fn mark_judged(store: &Store, until: NaiveDate) -> Result<()> {
+    crate::save_state(store, JOB, until)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whitelist_parses_lists_and_files() {
+        let w =
+            parse_whitelist("10.0.0.0/8, 203.0.113.7\n# office\n2001:db8::/32 # v6", "x").unwrap();
+        assert_eq!(w.len(), 3);
+        assert!(w[1].contains(&"203.0.113.7".parse::<IpAddr>().unwrap()));
+        let e = parse_whitelist("10.0.0.0/8\nnot-an-ip", "list.txt").unwrap_err();
+        assert!(e.to_string().contains("list.txt, line 2"), "{e}");
+    }
+
+    #[test]
+    fn history_window_counts_only_earlier_days() {
+        let mut h = History::default();
+        h.add(1, 5);
+        h.add(1, 1);
+        h.add(5, 2);
+        h.add(9, 4);
+        assert_eq!(h.window(9, 7), (1, 2));
+        assert_eq!(h.window(10, 14), (2, 6));
+    }
+}
