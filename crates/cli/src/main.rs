@@ -19,6 +19,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use display::{human_bytes, visible};
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exit code when records were quarantined.
 const EXIT_QUARANTINED: u8 = 3;
 

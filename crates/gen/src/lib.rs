@@ -876,79 +876,134 @@ pub fn generate(cfg: &GenConfig, out: &Path) -> Result<GenStats, GenError> {
     let ev_zipf =
         Zipf::new(EVENTS.len() as f64, 1.2).map_err(|e| GenError::Config(e.to_string()))?;
     let (mut injected, labels) = plan_anomalies(cfg, &ids);
-    let mut stats = GenStats::default();
+    // Every (region, day) cell has its own random stream, so cells can be written in parallel
+    // and the output stays the same byte for byte.
+    let mut cells: Vec<(usize, usize, u64, Vec<Injected>)> = Vec::new();
     for (r, per_day) in counts(cfg).iter().enumerate() {
-        let region = REGIONS[r];
         for (d, &n) in per_day.iter().enumerate() {
             let extra = injected.remove(&(r, d)).unwrap_or_default();
-            if n == 0 && extra.is_empty() {
-                continue;
-            }
-            let mut rng = ChaCha8Rng::seed_from_u64(seed_for(cfg, r, d as u32));
-            let mut arng = ChaCha8Rng::seed_from_u64(seed_for(cfg, r, d as u32) ^ 0xA11CE);
-            let day = cfg.start + Duration::days(d as i64);
-            let midnight = Utc.from_utc_datetime(&day.and_hms_opt(0, 0, 0).unwrap_or_default());
-            // (second of the day, None for an ordinary event or the injected event's index)
-            let mut secs: Vec<(i64, Option<usize>)> = (0..n)
-                .map(|_| (rng.random_range(0..86_400), None))
-                .collect();
-            secs.extend(extra.iter().enumerate().map(|(k, e)| (e.secs, Some(k))));
-            secs.sort_by_key(|&(s, k)| (s, k));
-            let dir = out.join(format!(
-                "AliyunLogs/Actiontrail/{region}/{:04}/{:02}/{:02}",
-                day.year(),
-                day.month(),
-                day.day()
-            ));
-            fs::create_dir_all(&dir).map_err(|e| GenError::Io {
-                path: dir.clone(),
-                source: e,
-            })?;
-            let window = cfg.file_minutes.max(1) * 60;
-            let mut i = 0;
-            while i < secs.len() {
-                let slot = secs[i].0 / window;
-                let mut j = i;
-                while j < secs.len() && secs[j].0 / window == slot {
-                    j += 1;
-                }
-                let t0 = midnight + Duration::seconds(slot * window);
-                let name = format!(
-                    "{}_Actiontrail_{region}_{}_{:04}.json.gz",
-                    ids[0].account,
-                    t0.format("%Y%m%dT%H%MZ"),
-                    slot
-                );
-                let path = dir.join(name);
-                let events: Vec<Value> = secs[i..j]
-                    .iter()
-                    .map(|&(s, k)| {
-                        let time = midnight + Duration::seconds(s);
-                        match k {
-                            None => event(&mut rng, cfg, &ids, &id_zipf, &ev_zipf, region, time),
-                            Some(k) => {
-                                let e = &extra[k];
-                                render(
-                                    &mut arng,
-                                    &ids[e.who],
-                                    e.ev,
-                                    e.ip.clone(),
-                                    e.error,
-                                    region,
-                                    time,
-                                )
-                            }
-                        }
-                    })
-                    .collect();
-                stats.bytes_uncompressed += write_file(&path, &events, cfg.format)?;
-                stats.events += events.len() as u64;
-                stats.files += 1;
-                i = j;
+            if n > 0 || !extra.is_empty() {
+                cells.push((r, d, n, extra));
             }
         }
     }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let results: Vec<Result<GenStats, GenError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut stats = GenStats::default();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some((r, d, n, extra)) = cells.get(i) else {
+                            return Ok(stats);
+                        };
+                        let cell =
+                            generate_cell(cfg, out, &ids, &id_zipf, &ev_zipf, *r, *d, *n, extra)?;
+                        stats.events += cell.events;
+                        stats.files += cell.files;
+                        stats.bytes_uncompressed += cell.bytes_uncompressed;
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(GenError::Config("a generator thread panicked".into())))
+            })
+            .collect()
+    });
+    let mut stats = GenStats::default();
+    for r in results {
+        let r = r?;
+        stats.events += r.events;
+        stats.files += r.files;
+        stats.bytes_uncompressed += r.bytes_uncompressed;
+    }
     stats.labels = labels;
+    Ok(stats)
+}
+
+/// Write the files of one region and day.
+#[allow(clippy::too_many_arguments)]
+fn generate_cell(
+    cfg: &GenConfig,
+    out: &Path,
+    ids: &[Identity],
+    id_zipf: &Zipf<f64>,
+    ev_zipf: &Zipf<f64>,
+    r: usize,
+    d: usize,
+    n: u64,
+    extra: &[Injected],
+) -> Result<GenStats, GenError> {
+    let mut stats = GenStats::default();
+    let region = REGIONS[r];
+    let mut rng = ChaCha8Rng::seed_from_u64(seed_for(cfg, r, d as u32));
+    let mut arng = ChaCha8Rng::seed_from_u64(seed_for(cfg, r, d as u32) ^ 0xA11CE);
+    let day = cfg.start + Duration::days(d as i64);
+    let midnight = Utc.from_utc_datetime(&day.and_hms_opt(0, 0, 0).unwrap_or_default());
+    // (second of the day, None for an ordinary event or the injected event's index)
+    let mut secs: Vec<(i64, Option<usize>)> = (0..n)
+        .map(|_| (rng.random_range(0..86_400), None))
+        .collect();
+    secs.extend(extra.iter().enumerate().map(|(k, e)| (e.secs, Some(k))));
+    secs.sort_by_key(|&(s, k)| (s, k));
+    let dir = out.join(format!(
+        "AliyunLogs/Actiontrail/{region}/{:04}/{:02}/{:02}",
+        day.year(),
+        day.month(),
+        day.day()
+    ));
+    fs::create_dir_all(&dir).map_err(|e| GenError::Io {
+        path: dir.clone(),
+        source: e,
+    })?;
+    let window = cfg.file_minutes.max(1) * 60;
+    let mut i = 0;
+    while i < secs.len() {
+        let slot = secs[i].0 / window;
+        let mut j = i;
+        while j < secs.len() && secs[j].0 / window == slot {
+            j += 1;
+        }
+        let t0 = midnight + Duration::seconds(slot * window);
+        let name = format!(
+            "{}_Actiontrail_{region}_{}_{:04}.json.gz",
+            ids[0].account,
+            t0.format("%Y%m%dT%H%MZ"),
+            slot
+        );
+        let path = dir.join(name);
+        let events: Vec<Value> = secs[i..j]
+            .iter()
+            .map(|&(s, k)| {
+                let time = midnight + Duration::seconds(s);
+                match k {
+                    None => event(&mut rng, cfg, ids, id_zipf, ev_zipf, region, time),
+                    Some(k) => {
+                        let e = &extra[k];
+                        render(
+                            &mut arng,
+                            &ids[e.who],
+                            e.ev,
+                            e.ip.clone(),
+                            e.error,
+                            region,
+                            time,
+                        )
+                    }
+                }
+            })
+            .collect();
+        stats.bytes_uncompressed += write_file(&path, &events, cfg.format)?;
+        stats.events += events.len() as u64;
+        stats.files += 1;
+        i = j;
+    }
     Ok(stats)
 }
 
