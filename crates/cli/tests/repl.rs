@@ -141,6 +141,13 @@ fn repl_as_a_user_types_it() {
         .status()
         .unwrap();
     assert!(st.success());
+    let st = Command::new(bin())
+        .args(["insight", "ip", "--store"])
+        .arg(&store)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
     let history = dir.path().join("history");
     let cmd = format!(
         "env TRAIL_HISTORY={} {} --store {}",
@@ -172,6 +179,13 @@ fn repl_as_a_user_types_it() {
     t.keys(&["Enter"]);
     let s = t.wait_for("svc-legacy");
     assert!(s.contains("(1 row)"), "{s}");
+
+    // Insights found by `trail insight ip`, one line each.
+    t.type_text("\\run insight_summary");
+    t.keys(&["Enter"]);
+    let s = t.wait_for("(11 rows)");
+    assert!(s.contains("203.0.113.66"), "{s}");
+    assert!(s.contains("IpInsight"), "{s}");
 
     // Ctrl-C cancels a running query and the session goes on.
     t.type_text("SELECT max(a.raw || b.raw || c.eventId) FROM events a, events b, events c;");
