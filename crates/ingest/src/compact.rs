@@ -16,7 +16,12 @@ use trail_store::layout::PartitionKey;
 use trail_store::{FileEntry, WriteGuard, schema};
 
 use crate::error::{IngestError, Result};
-use crate::files::{EventFileWriter, open_columns};
+use crate::files::{EventFileWriter, open_columns_batched};
+
+/// Rows the inputs of one merge hold decoded at once, in all.
+const MERGE_ROWS: usize = 32 * 1024;
+/// Rows per merged output batch.
+const OUT_ROWS: usize = 16 * 1024;
 
 /// When and how to compact.
 #[derive(Debug, Clone, Serialize)]
@@ -81,10 +86,13 @@ fn merge_sorted(
     out_rows: usize,
     sink: &mut dyn FnMut(RecordBatch) -> Result<()>,
 ) -> Result<()> {
+    // Every input holds one decoded batch while the merge runs: keep their sum near
+    // MERGE_ROWS rows whatever the number of inputs (whole rows with `raw` are ~1.5 KB).
+    let batch_rows = (MERGE_ROWS / paths.len().max(1)).clamp(256, 8192);
     let mut cursors = Vec::new();
     for p in paths {
         let mut c = Cursor {
-            reader: open_columns(p, &[])?,
+            reader: open_columns_batched(p, &[], batch_rows)?,
             batch: None,
             row: 0,
             path: p.clone(),
@@ -197,7 +205,7 @@ pub fn compact_partitions(
             let total: u64 = group.iter().map(|f| f.rows).sum();
             let (staged, rel) = guard.new_file(&key);
             let mut out = EventFileWriter::create(staged, total as usize)?;
-            merge_sorted(&paths, 64 * 1024, &mut |b| out.write(&b))?;
+            merge_sorted(&paths, OUT_ROWS, &mut |b| out.write(&b))?;
             if let Some(file) = out.finish(rel, &key)? {
                 if file.entry.rows != total {
                     return Err(IngestError::Internal(format!(

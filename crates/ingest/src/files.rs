@@ -118,6 +118,15 @@ pub fn open_columns(
     path: &Path,
     leaves: &[&str],
 ) -> Result<parquet::arrow::arrow_reader::ParquetRecordBatchReader> {
+    open_columns_batched(path, leaves, 8192)
+}
+
+/// [`open_columns`] reading `batch_rows` rows at a time.
+pub fn open_columns_batched(
+    path: &Path,
+    leaves: &[&str],
+    batch_rows: usize,
+) -> Result<parquet::arrow::arrow_reader::ParquetRecordBatchReader> {
     let file = File::open(path).map_err(|e| IngestError::io(path, e))?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file)
         .map_err(|e| IngestError::parquet(path, e))?;
@@ -131,7 +140,7 @@ pub fn open_columns(
         builder.with_projection(ProjectionMask::leaves(&descr, idx))
     };
     reader
-        .with_batch_size(8192)
+        .with_batch_size(batch_rows.max(1))
         .build()
         .map_err(|e| IngestError::parquet(path, e))
 }

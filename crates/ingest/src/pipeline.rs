@@ -26,7 +26,7 @@ use crate::batch::{BatchBuilder, NormalizeOptions, Rejection, check};
 use crate::compact::{CompactOptions, CompactSummary, compact_partitions};
 use crate::error::{IngestError, Result};
 use crate::event::parse_event;
-use crate::files::{load_keys, write_file};
+use crate::files::{EventFileWriter, load_keys};
 use crate::records::{self, Item, Location};
 use crate::source::{self, Input, SkipReason, Skipped};
 
@@ -569,17 +569,18 @@ impl Writer<'_> {
         let batches: Vec<&RecordBatch> = p.batches.iter().map(|(b, _)| b).collect();
         let rows = picks.len();
         let (staged, rel) = self.guard.new_file(key);
-        let mut out = Vec::new();
-        for chunk in picks.chunks(64 * 1024) {
+        // Stream the sorted rows into the file a slice at a time: a whole copy of a large
+        // partition's buffer next to the buffer itself doubled peak memory.
+        let mut out = EventFileWriter::create(staged.clone(), rows)?;
+        for chunk in picks.chunks(8 * 1024) {
             let idx: Vec<(usize, usize)> = chunk.iter().map(|&(_, b, r)| (b, r)).collect();
-            out.push(
-                arrow::compute::interleave_record_batch(&batches, &idx)
-                    .map_err(|e| IngestError::arrow("assembling rows", e))?,
-            );
+            let sorted = arrow::compute::interleave_record_batch(&batches, &idx)
+                .map_err(|e| IngestError::arrow("assembling rows", e))?;
+            out.write(&sorted)?;
         }
         drop(batches);
         drop(p);
-        if let Some(file) = write_file(staged.clone(), rel, key, out, rows)? {
+        if let Some(file) = out.finish(rel, key)? {
             self.summary.ingested += file.entry.rows;
             self.staged_by_part
                 .entry(key.clone())
