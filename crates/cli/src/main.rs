@@ -882,7 +882,15 @@ fn insight(store: &std::path::Path, q: &QueryOpts, cmd: InsightCommand) -> Resul
                 let _guard = lock_for_insights(&st, &run)?;
                 let started = std::time::Instant::now();
                 let report = trail_insight::ip::run(&engine, &st, &opts, &run).await?;
-                let written = persist(&st, &run, &report.insights, report.until, "ip").await?;
+                let written = persist(
+                    &engine,
+                    &st,
+                    &run,
+                    &report.insights,
+                    report.until,
+                    trail_insight::ip::JOB,
+                )
+                .await?;
                 let counts = serde_json::json!({
                     "events": report.events, "usual": report.usual, "nearby": report.nearby,
                     "whitelisted": report.whitelisted, "notIp": report.not_ip,
@@ -912,7 +920,15 @@ fn insight(store: &std::path::Path, q: &QueryOpts, cmd: InsightCommand) -> Resul
                 let _guard = lock_for_insights(&st, &run)?;
                 let started = std::time::Instant::now();
                 let report = trail_insight::rate::run(&engine, &st, &opts, &run).await?;
-                let written = persist(&st, &run, &report.insights, report.until, "rate").await?;
+                let written = persist(
+                    &engine,
+                    &st,
+                    &run,
+                    &report.insights,
+                    report.until,
+                    trail_insight::rate::JOB,
+                )
+                .await?;
                 let counts = serde_json::json!({
                     "series": report.series, "unusualMinutes": report.unusual_minutes,
                 });
@@ -944,6 +960,7 @@ fn lock_for_insights(
 }
 
 async fn persist(
+    engine: &trail_query::Engine,
     st: &trail_store::Store,
     run: &trail_insight::RunOptions,
     insights: &[trail_insight::Insight],
@@ -953,14 +970,11 @@ async fn persist(
     if run.dry_run {
         return Ok(None);
     }
-    let written = trail_insight::write_insights(st, insights).await?;
+    let written = trail_insight::write_insights(engine, st, insights).await?;
     if let Some(until) = until {
         let before = trail_insight::last_judged(st, job)?;
         if before.is_none_or(|b| b < until) {
-            match job {
-                "ip" => trail_insight::ip::mark_judged(st, until)?,
-                _ => trail_insight::rate::mark_judged(st, until)?,
-            }
+            trail_insight::mark_judged(st, job, until)?;
         }
     }
     Ok(Some(written))

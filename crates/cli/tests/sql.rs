@@ -62,7 +62,7 @@ fn fixtures() -> &'static (tempfile::TempDir, tempfile::TempDir) {
                 .await
                 .unwrap();
                 assert!(!report.insights.is_empty());
-                trail_insight::write_insights(&st, &report.insights)
+                trail_insight::write_insights(&engine, &st, &report.insights)
                     .await
                     .unwrap();
             });

@@ -97,22 +97,6 @@ impl EventFileWriter {
     }
 }
 
-/// Write `batches` (already sorted by eventTime) as one file at `staged`, fsync it, and describe
-/// it for the manifest. Returns `None` (and leaves no file) when there are no rows.
-pub fn write_file(
-    staged: PathBuf,
-    rel: String,
-    key: &PartitionKey,
-    batches: impl IntoIterator<Item = RecordBatch>,
-    rows_hint: usize,
-) -> Result<Option<StagedFile>> {
-    let mut w = EventFileWriter::create(staged, rows_hint)?;
-    for b in batches {
-        w.write(&b)?;
-    }
-    w.finish(rel, key)
-}
-
 /// Open an event file for reading, with only the leaf columns named (dotted paths).
 pub fn open_columns(
     path: &Path,

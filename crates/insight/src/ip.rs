@@ -545,11 +545,6 @@ fn insight(ident: &str, ip: &str, ops: &[(i32, Op)], flag: Flag, window: i32) ->
     }
 }
 
-/// Record that days through `until` were judged (after the findings are written).
-pub fn mark_judged(store: &Store, until: NaiveDate) -> Result<()> {
-    crate::save_state(store, JOB, until)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

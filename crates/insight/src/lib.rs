@@ -18,7 +18,7 @@ pub mod output;
 pub mod rate;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::{DataType, Int64Type};
@@ -319,7 +319,8 @@ pub fn last_judged(store: &Store, job: &str) -> Result<Option<NaiveDate>> {
         .and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()))
 }
 
-fn save_state(store: &Store, job: &str, through: NaiveDate) -> Result<()> {
+/// Record that `job` judged the days through `through` (call after its findings are written).
+pub fn mark_judged(store: &Store, job: &str, through: NaiveDate) -> Result<()> {
     let path = state_path(store, job);
     let body = json!({"through": through.format("%Y-%m-%d").to_string()});
     trail_store::fsutil::write_atomic(&path, body.to_string().as_bytes())?;
@@ -387,12 +388,11 @@ fn column(batch: &RecordBatch, name: &str) -> Result<ArrayRef> {
         .ok_or_else(|| InsightError::Usage(format!("internal: no column `{name}` in a result")))
 }
 
-/// Days (as numbers) of a `Date32` column.
+/// Days (as numbers, see [`day_number`]) of a `Date32` column: both count from 1970-01-01.
 fn dates(batch: &RecordBatch, name: &str) -> Result<Vec<i32>> {
     let col = arrow::compute::cast(&column(batch, name)?, &DataType::Date32)?;
     let a = col.as_primitive::<arrow::datatypes::Date32Type>();
-    let epoch_shift = day_number(NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default());
-    Ok((0..a.len()).map(|i| a.value(i) + epoch_shift).collect())
+    Ok((0..a.len()).map(|i| a.value(i)).collect())
 }
 
 /// Microseconds since the epoch of a timestamp column.
@@ -409,11 +409,6 @@ fn micros(batch: &RecordBatch, name: &str) -> Result<Vec<i64>> {
 
 fn utc_micros(us: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(us).unwrap_or_default()
-}
-
-/// Read the store's manifest path helper for callers that only hold a root.
-pub fn open_store(root: &Path) -> Result<Store> {
-    Ok(Store::open(root)?)
 }
 
 #[cfg(test)]

@@ -26,11 +26,7 @@ pub struct Written {
 }
 
 /// `sharedEventId`s already in the store's insights table.
-async fn stored_ids(root: &Path) -> Result<HashSet<String>> {
-    if !root.join(INSIGHTS_DIR).is_dir() {
-        return Ok(HashSet::new());
-    }
-    let engine = Engine::open(root, EngineOptions::default()).await?;
+async fn stored_ids(engine: &Engine) -> Result<HashSet<String>> {
     let batches = engine
         .collect("SELECT DISTINCT sharedEventId AS id FROM insights")
         .await?;
@@ -65,8 +61,13 @@ fn record_time(record: &Value) -> DateTime<Utc> {
 
 /// Write the insights the store does not hold yet. Each (region, date) partition gets one new
 /// Parquet file named after its content, written atomically (a reader never sees part of it).
-pub async fn write_insights(store: &Store, insights: &[Insight]) -> Result<Written> {
-    let have = stored_ids(store.root()).await?;
+/// `engine` is open on the same store (its `insights` table is read to skip stored findings).
+pub async fn write_insights(
+    engine: &Engine,
+    store: &Store,
+    insights: &[Insight],
+) -> Result<Written> {
+    let have = stored_ids(engine).await?;
     let mut written = Written::default();
     let mut parts: BTreeMap<PartitionKey, Vec<Value>> = BTreeMap::new();
     for insight in insights {

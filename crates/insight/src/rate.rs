@@ -136,6 +136,11 @@ pub async fn run(
             agg.minutes.push((minute[i], c));
         }
     }
+    for days in series.values_mut() {
+        for agg in days.values_mut() {
+            agg.minutes.sort_unstable_by_key(|x| x.0);
+        }
+    }
     report.series = series.len() as u64;
     let (d0, d1) = (day_number(since), day_number(until));
     let first = day_number(first_day);
@@ -168,9 +173,7 @@ pub async fn run(
                 let mean_l = sl as f64 / minutes_l;
                 let sd = (ql as f64 / minutes_l - mean_l * mean_l).max(0.0).sqrt();
                 let threshold = mean + opts.sigmas * sd;
-                let mut mins = agg.minutes.clone();
-                mins.sort_unstable_by_key(|x| x.0);
-                for (minute, c) in mins {
+                for &(minute, c) in &agg.minutes {
                     let c = c[m];
                     if c >= opts.min_per_minute && c as f64 > threshold {
                         hot.push((minute, c, mean));
@@ -316,9 +319,4 @@ async fn attribute(
             .map(|(_, id)| id)
             .collect(),
     })
-}
-
-/// Record that days through `until` were judged (after the findings are written).
-pub fn mark_judged(store: &Store, until: NaiveDate) -> Result<()> {
-    crate::save_state(store, JOB, until)
 }
