@@ -541,3 +541,60 @@ fn lookup_pages_stay_valid_while_the_store_grows() {
     });
     assert_eq!(n, 2);
 }
+
+#[test]
+fn an_open_session_sees_files_added_and_compacted_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    ingest(
+        &store,
+        &[repo().join("testdata/security/actiontrail.ndjson")],
+        false,
+    );
+    let rt = rt();
+    rt.block_on(async {
+        let engine = Engine::open(&store, EngineOptions::default())
+            .await
+            .unwrap();
+        let count = |sql: &'static str| {
+            let engine = &engine;
+            async move { text(&engine.collect(sql).await.unwrap()) }
+        };
+        let before = count("SELECT count(*) AS n FROM events").await;
+        // More events arrive, in an existing partition, while the session is open; then
+        // compaction replaces the files the session listed before.
+        for i in 0..3 {
+            let extra = dir.path().join(format!("more-{i}.ndjson"));
+            std::fs::write(
+                &extra,
+                format!(
+                    "{{\"eventId\":\"LATE-{i}\",\"eventTime\":\"2024-06-01T00:00:0{i}Z\",\
+                     \"acsRegion\":\"cn-hangzhou\",\"eventName\":\"GetUser\",\
+                     \"userIdentity\":{{\"type\":\"ram-user\",\"userName\":\"eve\"}}}}\n"
+                ),
+            )
+            .unwrap();
+            ingest(&store, &[extra], false);
+        }
+        let late = count("SELECT count(*) AS n FROM events WHERE eventId LIKE 'LATE-%'").await;
+        assert!(late.contains("| 3 |"), "{late}");
+        let summary = trail_ingest::compact_store(
+            &store,
+            &trail_ingest::CompactOptions {
+                min_files: 2,
+                ..Default::default()
+            },
+            true,
+            |_| {},
+        )
+        .unwrap();
+        assert!(summary.files_removed > 0);
+        let after = count("SELECT count(*) AS n FROM events").await;
+        let n = |t: &str| -> u64 {
+            t.lines()
+                .find_map(|l| l.trim_matches(['|', ' ']).parse().ok())
+                .unwrap()
+        };
+        assert_eq!(n(&after), n(&before) + 3, "{before}\n{after}");
+    });
+}
