@@ -71,6 +71,10 @@ pub const INSIGHTS_TABLE: &str = "insights";
 /// Directory of insight files inside a store.
 pub const INSIGHTS_DIR: &str = "insights";
 
+/// Parquet footers a session keeps decoded. DataFusion's default (50 MiB) holds fewer footers
+/// than a store of 10M events has files, so every query evicted what the next one needed.
+const METADATA_CACHE_BYTES: usize = 1 << 30;
+
 /// How to open a store for queries.
 #[derive(Debug, Clone, Default)]
 pub struct EngineOptions {
@@ -185,8 +189,11 @@ impl Engine {
         // adds files and compaction replaces them, and a listing cached at the first query
         // would miss the new events and name files that are gone. Listing is cheap next to
         // reading; the Parquet footers stay cached (keyed by path, size and mtime).
-        let mut runtime = RuntimeEnvBuilder::new()
-            .with_cache_manager(CacheManagerConfig::default().with_list_files_cache_limit(0));
+        let mut runtime = RuntimeEnvBuilder::new().with_cache_manager(
+            CacheManagerConfig::default()
+                .with_list_files_cache_limit(0)
+                .with_metadata_cache_limit(METADATA_CACHE_BYTES),
+        );
         if let Some(limit) = options.memory_limit {
             let pool = TrackConsumersPool::new(
                 FairSpillPool::new(limit),
