@@ -598,3 +598,62 @@ fn an_open_session_sees_files_added_and_compacted_away() {
         assert_eq!(n(&after), n(&before) + 3, "{before}\n{after}");
     });
 }
+
+#[test]
+fn midnight_bounds_become_partition_filters_with_the_same_rows() {
+    let (at, _) = fixtures();
+    // WHERE counts (rewritten) against the same bound evaluated per row in the projection
+    // (never rewritten), for bounds at and off midnight, in both directions.
+    for bound in [
+        "TIMESTAMP '2024-05-02'",
+        "TIMESTAMP '2024-05-02 00:00:00' + INTERVAL '1 day'",
+        "TIMESTAMP '2024-05-02 00:00:01'",
+        "TIMESTAMP '2024-05-01 23:59:59.999999'",
+        "'2024-04-20'",
+        "DATE '2024-04-20'",
+        "TIMESTAMP '2024-05-02T00:00:00+08:00'",
+    ] {
+        for op in [">=", "<", ">", "<="] {
+            let filtered = scalar(
+                at.path(),
+                &format!("SELECT count(*) FROM events WHERE eventTime {op} {bound}"),
+            );
+            let flipped_op = match op {
+                ">=" => "<=",
+                "<" => ">",
+                ">" => "<",
+                _ => ">=",
+            };
+            let flipped = scalar(
+                at.path(),
+                &format!("SELECT count(*) FROM events WHERE {bound} {flipped_op} eventTime"),
+            );
+            let per_row = scalar(
+                at.path(),
+                &format!(
+                    "SELECT sum(CASE WHEN eventTime {op} {bound} THEN 1 ELSE 0 END) FROM events"
+                ),
+            );
+            assert_eq!(filtered, per_row, "eventTime {op} {bound}");
+            assert_eq!(flipped, per_row, "{bound} {flipped_op} eventTime");
+        }
+    }
+    // A day written as a midnight-to-midnight range reads only that day's files and evaluates
+    // nothing on eventTime per row.
+    let plan = text(&query(
+        at.path(),
+        "EXPLAIN SELECT count(*) FROM events WHERE eventTime >= TIMESTAMP '2024-05-02' \
+         AND eventTime < TIMESTAMP '2024-05-02' + INTERVAL '1 day' AND errorCode IS NOT NULL",
+    ));
+    let scan = plan
+        .lines()
+        .find(|l| l.contains("DataSourceExec"))
+        .unwrap_or_default();
+    assert!(!scan.contains("eventTime"), "{plan}");
+    assert!(!plan.contains("FilterExec: eventTime"), "{plan}");
+    let plan = text(&query(
+        at.path(),
+        "EXPLAIN SELECT count(*) FROM events WHERE eventTime >= TIMESTAMP '2024-05-02 06:00'",
+    ));
+    assert!(plan.contains("eventTime"), "an hour bound is kept: {plan}");
+}

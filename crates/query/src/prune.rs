@@ -18,14 +18,23 @@
 //! The added conjuncts are implied by the written ones (the partition values are computed from
 //! exactly these fields at ingest), so results never change; DataFusion then skips whole
 //! directories. Region literals are only mirrored when they are stored verbatim (`[a-z0-9-]`).
+//!
+//! A bound at UTC midnight says no more than its partition filter: on a table scan,
+//! `eventTime >= t` is `eventDate >= date(t)` and `eventTime < t` is `eventDate < date(t)`,
+//! because every event is stored under the date of its own eventTime. There the written
+//! conjunct is replaced rather than joined, so the scan skips directories and evaluates
+//! nothing per row (`WHERE eventTime >= TIMESTAMP '2026-10-01'` costs no more than a date
+//! filter).
 
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use datafusion::common::tree_node::Transformed;
 use datafusion::common::{Column, ScalarValue};
 use datafusion::error::Result;
 use datafusion::logical_expr::expr::InList;
+use datafusion::logical_expr::simplify::SimplifyContext;
 use datafusion::logical_expr::utils::{conjunction, split_conjunction};
 use datafusion::logical_expr::{Between, BinaryExpr, Expr, Filter, LogicalPlan, Operator, cast};
+use datafusion::optimizer::simplify_expressions::ExprSimplifier;
 use trail_store::schema;
 
 /// Add partition filters implied by `acsRegion`/`eventTime` filters anywhere in `plan`.
@@ -35,24 +44,92 @@ pub fn derive_partition_filters(plan: LogicalPlan) -> Result<LogicalPlan> {
             return Ok(Transformed::no(node));
         };
         let schema = filter.input.schema().clone();
+        let on_scan = scans_stored_columns(&filter.input);
+        let mut kept = Vec::new();
         let mut added = Vec::new();
         for conjunct in split_conjunction(&filter.predicate) {
-            derive(conjunct, &mut added, &|c: &Column, name: &str| {
+            let target = |c: &Column, name: &str| {
                 let target = Column::new(c.relation.clone(), name);
                 schema.has_column(&target).then_some(target)
-            });
+            };
+            match on_scan
+                .then(|| exact_day_bound(conjunct, &target))
+                .flatten()
+            {
+                Some(replacement) => added.push(replacement),
+                None => {
+                    kept.push(conjunct.clone());
+                    derive(conjunct, &mut added, &target);
+                }
+            }
         }
         if added.is_empty() {
             return Ok(Transformed::no(LogicalPlan::Filter(filter)));
         }
-        let predicate = conjunction(std::iter::once(filter.predicate.clone()).chain(added))
-            .unwrap_or(filter.predicate.clone());
+        let predicate =
+            conjunction(kept.into_iter().chain(added)).unwrap_or(filter.predicate.clone());
         Ok(Transformed::yes(LogicalPlan::Filter(Filter::try_new(
             predicate,
             filter.input,
         )?)))
     })
     .map(|t| t.data)
+}
+
+/// Whether `plan` is a scan (possibly aliased) whose columns are the stored ones, so that
+/// `eventDate` there is the date of `eventTime` in the same row.
+fn scans_stored_columns(plan: &LogicalPlan) -> bool {
+    match plan {
+        LogicalPlan::TableScan(_) => true,
+        LogicalPlan::SubqueryAlias(a) => scans_stored_columns(&a.input),
+        _ => false,
+    }
+}
+
+const DAY_US: i64 = 86_400_000_000;
+
+/// `eventTime >= t` or `eventTime < t` with `t` a constant at UTC midnight, as the equivalent
+/// filter on `eventDate`.
+fn exact_day_bound(e: &Expr, target: &dyn Fn(&Column, &str) -> Option<Column>) -> Option<Expr> {
+    let Expr::BinaryExpr(BinaryExpr { left, op, right }) = e else {
+        return None;
+    };
+    let (col_side, value, op) = if constant(right) {
+        (left.as_ref(), right.as_ref(), *op)
+    } else if constant(left) {
+        (right.as_ref(), left.as_ref(), flip(*op)?)
+    } else {
+        return None;
+    };
+    if !matches!(op, Operator::GtEq | Operator::Lt) {
+        return None;
+    }
+    let c = column_named(col_side, schema::EVENT_TIME)?;
+    // Only the column itself: a cast could truncate (to seconds, to a date) and change which
+    // rows the bound keeps.
+    if !matches!(col_side, Expr::Column(_)) {
+        return None;
+    }
+    let utc = cast(
+        value.clone(),
+        DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+    );
+    let folded = ExprSimplifier::new(SimplifyContext::default())
+        .simplify(utc)
+        .ok()?;
+    let Expr::Literal(ScalarValue::TimestampMicrosecond(Some(us), _), _) = folded else {
+        return None;
+    };
+    if us.rem_euclid(DAY_US) != 0 {
+        return None;
+    }
+    let days = i32::try_from(us.div_euclid(DAY_US)).ok()?;
+    let t = target(c, schema::PART_DATE)?;
+    Some(Expr::BinaryExpr(BinaryExpr::new(
+        Box::new(Expr::Column(t)),
+        op,
+        Box::new(Expr::Literal(ScalarValue::Date32(Some(days)), None)),
+    )))
 }
 
 fn column_named<'a>(e: &'a Expr, name: &str) -> Option<&'a Column> {
