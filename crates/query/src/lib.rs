@@ -177,6 +177,12 @@ impl Engine {
             // (measured 2-3x slower aggregates over 770 files); pruning does not need them,
             // since the scan reads each footer it keeps anyway.
             .set_bool("datafusion.execution.collect_statistics", false);
+        // An event file's footer is ~10 KiB; DataFusion's default 512 KiB hint reads most of a
+        // small file just to find it.
+        config.options_mut().execution.parquet.metadata_size_hint = Some(64 * 1024);
+        // Row groups of at most 128K rows already carry min/max statistics; loading every
+        // file's page index cost more (a read and a parse per file) than the pages it pruned.
+        config.options_mut().execution.parquet.enable_page_index = false;
         if options.threads > 0 {
             config = config.with_target_partitions(options.threads);
         } else {
@@ -333,20 +339,10 @@ pub fn completion_names() -> Vec<String> {
     out
 }
 
-/// How the tables read Parquet: the session's settings plus what suits a store of many small
-/// event files, measured with `benches/query_vs_duckdb.py`.
+/// How the tables read Parquet: the session's Parquet settings. A table made with
+/// `ParquetFormat::default()` would use DataFusion's built-in defaults instead.
 fn parquet_options(ctx: &SessionContext) -> TableParquetOptions {
-    let mut o = ctx.state().default_table_options().parquet;
-    // An event file's footer is ~10 KiB; DataFusion's default 512 KiB hint reads most of a
-    // small file just to find it.
-    o.global.metadata_size_hint = Some(64 * 1024);
-    // Row groups of at most 128K rows already carry min/max statistics; loading every file's
-    // page index cost more (a read and a parse per file) than the pages it pruned.
-    o.global.enable_page_index = false;
-    o.global.bloom_filter_on_read = true;
-    o.global.pushdown_filters = true;
-    o.global.reorder_filters = true;
-    o
+    ctx.state().default_table_options().parquet
 }
 
 fn listing_table(

@@ -91,23 +91,16 @@ const DAY_US: i64 = 86_400_000_000;
 /// `eventTime >= t` or `eventTime < t` with `t` a constant at UTC midnight, as the equivalent
 /// filter on `eventDate`.
 fn exact_day_bound(e: &Expr, target: &dyn Fn(&Column, &str) -> Option<Column>) -> Option<Expr> {
-    let Expr::BinaryExpr(BinaryExpr { left, op, right }) = e else {
+    let Expr::BinaryExpr(b) = e else {
         return None;
     };
-    let (col_side, value, op) = if constant(right) {
-        (left.as_ref(), right.as_ref(), *op)
-    } else if constant(left) {
-        (right.as_ref(), left.as_ref(), flip(*op)?)
-    } else {
-        return None;
-    };
-    if !matches!(op, Operator::GtEq | Operator::Lt) {
-        return None;
-    }
-    let c = column_named(col_side, schema::EVENT_TIME)?;
+    let (col_side, value, op) = column_op_constant(b)?;
     // Only the column itself: a cast could truncate (to seconds, to a date) and change which
     // rows the bound keeps.
-    if !matches!(col_side, Expr::Column(_)) {
+    let Expr::Column(c) = col_side else {
+        return None;
+    };
+    if c.name != schema::EVENT_TIME || !matches!(op, Operator::GtEq | Operator::Lt) {
         return None;
     }
     let utc = cast(
@@ -130,6 +123,17 @@ fn exact_day_bound(e: &Expr, target: &dyn Fn(&Column, &str) -> Option<Column>) -
         op,
         Box::new(Expr::Literal(ScalarValue::Date32(Some(days)), None)),
     )))
+}
+
+/// `column op constant`, with the operator flipped when the constant is written first.
+fn column_op_constant(b: &BinaryExpr) -> Option<(&Expr, &Expr, Operator)> {
+    if constant(&b.right) {
+        Some((&b.left, &b.right, b.op))
+    } else if constant(&b.left) {
+        Some((&b.right, &b.left, flip(b.op)?))
+    } else {
+        None
+    }
 }
 
 fn column_named<'a>(e: &'a Expr, name: &str) -> Option<&'a Column> {
@@ -196,15 +200,8 @@ fn flip(op: Operator) -> Option<Operator> {
 
 fn derive(e: &Expr, out: &mut Vec<Expr>, target: &dyn Fn(&Column, &str) -> Option<Column>) {
     match e {
-        Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
-            let (col_side, value, op) = if constant(right) {
-                (left.as_ref(), right.as_ref(), *op)
-            } else if constant(left) {
-                match flip(*op) {
-                    Some(op) => (right.as_ref(), left.as_ref(), op),
-                    None => return,
-                }
-            } else {
+        Expr::BinaryExpr(b) => {
+            let Some((col_side, value, op)) = column_op_constant(b) else {
                 return;
             };
             if let Some(c) = column_named(col_side, schema::ACS_REGION) {
