@@ -3,7 +3,10 @@
 //! commits once at the end.
 //!
 //! Memory is bounded: the reader hands out at most a few chunks ahead of the decoders, and the
-//! writer flushes the largest partition buffer whenever the buffered rows exceed the budget.
+//! writer flushes a partition buffer whenever the buffered rows exceed the budget: first the
+//! largest of those no decoded chunk has added to lately (inputs come sorted by path, so an
+//! idle partition of a delivery tree is almost always complete and becomes one file), else the
+//! largest of all.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
@@ -416,6 +419,8 @@ struct PartBuf {
     batches: Vec<(RecordBatch, Vec<u128>)>,
     rows: usize,
     bytes: usize,
+    /// The writer's `adds` when rows last came in.
+    touched: u64,
 }
 
 /// The writer side: partition buffers, dedup, files, quarantine.
@@ -424,6 +429,10 @@ struct Writer<'g> {
     opts: IngestOptions,
     parts: HashMap<PartitionKey, PartBuf>,
     buffered: usize,
+    /// Decoded chunks added so far.
+    adds: u64,
+    /// A partition no chunk has added to for this many chunks is idle.
+    idle_after: u64,
     staged: Vec<StagedFile>,
     staged_by_part: HashMap<PartitionKey, Vec<PathBuf>>,
     keys: HashMap<PartitionKey, HashSet<u128>>,
@@ -434,6 +443,7 @@ struct Writer<'g> {
 
 impl Writer<'_> {
     fn add(&mut self, d: Decoded, progress: &Progress) -> Result<()> {
+        self.adds += 1;
         self.summary.records += d.records;
         self.summary.insight_events += d.insight;
         self.summary.digest_files += d.digest;
@@ -454,7 +464,9 @@ impl Writer<'_> {
                 batches: Vec::new(),
                 rows: 0,
                 bytes: 0,
+                touched: 0,
             });
+            p.touched = self.adds;
             p.rows += batch.num_rows();
             p.bytes += bytes;
             p.batches.push((batch, keys));
@@ -464,17 +476,24 @@ impl Writer<'_> {
             }
         }
         while self.buffered > self.opts.memory_budget {
-            let Some(largest) = self
-                .parts
-                .iter()
-                .max_by_key(|(_, p)| p.bytes)
-                .map(|(k, _)| k.clone())
-            else {
+            let Some(victim) = self.flush_victim() else {
                 break;
             };
-            self.flush(&largest)?;
+            self.flush(&victim)?;
         }
         Ok(())
+    }
+
+    /// The partition to write out when over budget: the largest idle one, else the largest.
+    /// Flushing only the largest wrote a big partition in many pieces while dozens of
+    /// complete small ones sat in the budget (a 1M-event delivery tree: 797 files in 480
+    /// partitions; idle first: one file per partition).
+    fn flush_victim(&self) -> Option<PartitionKey> {
+        let idle = |p: &PartBuf| p.touched + self.idle_after <= self.adds;
+        self.parts
+            .iter()
+            .max_by_key(|(_, p)| (idle(p), p.bytes))
+            .map(|(k, _)| k.clone())
     }
 
     fn quarantine(&mut self, b: Bad) -> Result<()> {
@@ -629,6 +648,10 @@ pub fn ingest(
         opts: opts.clone(),
         parts: HashMap::new(),
         buffered: 0,
+        adds: 0,
+        // Each decoder hands over its own chunks; a partition still being read is in one of
+        // the last few of them.
+        idle_after: 2 * threads as u64 + 2,
         staged: Vec::new(),
         staged_by_part: HashMap::new(),
         keys: HashMap::new(),
