@@ -47,11 +47,11 @@ pub fn derive_partition_filters(plan: LogicalPlan) -> Result<LogicalPlan> {
         let on_scan = scans_stored_columns(&filter.input);
         let mut kept = Vec::new();
         let mut added = Vec::new();
+        let target = |c: &Column, name: &str| {
+            let target = Column::new(c.relation.clone(), name);
+            schema.has_column(&target).then_some(target)
+        };
         for conjunct in split_conjunction(&filter.predicate) {
-            let target = |c: &Column, name: &str| {
-                let target = Column::new(c.relation.clone(), name);
-                schema.has_column(&target).then_some(target)
-            };
             match on_scan
                 .then(|| exact_day_bound(conjunct, &target))
                 .flatten()
