@@ -657,3 +657,106 @@ fn midnight_bounds_become_partition_filters_with_the_same_rows() {
     ));
     assert!(plan.contains("eventTime"), "an hour bound is kept: {plan}");
 }
+
+/// Committed files are read with the stored schema (no `ARROW:schema` decoding, nested strings
+/// straight into views); a Parquet file the manifest does not list is still read, from its own
+/// footer, even when its columns differ.
+#[test]
+fn committed_files_carry_the_stored_schema_and_others_their_own() {
+    use datafusion::arrow::array::StringArray;
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::datasource::physical_plan::FileScanConfig;
+    use datafusion::datasource::source::DataSourceExec;
+    use datafusion::physical_plan::ExecutionPlan;
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    ingest(
+        &store,
+        &[repo().join("testdata/security/actiontrail.ndjson")],
+        false,
+    );
+    // A file written by another tool, with two of the columns, in a partition directory.
+    let part = store.join("events/region=cn-hangzhou/eventDate=2024-05-01");
+    std::fs::create_dir_all(&part).unwrap();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("eventId", DataType::Utf8, true),
+        Field::new("eventName", DataType::Utf8, true),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(StringArray::from(vec!["FOREIGN-1"])),
+            Arc::new(StringArray::from(vec!["GetUser"])),
+        ],
+    )
+    .unwrap();
+    let file = std::fs::File::create(part.join("foreign.parquet")).unwrap();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(file, schema, None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+
+    let foreign = scalar(
+        &store,
+        "SELECT count(*) FROM events WHERE eventId = 'FOREIGN-1' AND userIdentity.userName IS NULL",
+    );
+    assert_eq!(foreign, "1");
+    let users = query(
+        &store,
+        "SELECT userIdentity.userName AS u, count(*) AS n FROM events GROUP BY 1 ORDER BY 1",
+    );
+    assert!(rows(&users) > 1, "{}", text(&users));
+
+    // Which files the scan hands a schema to.
+    let (hinted, unhinted) = rt().block_on(async {
+        let engine = Engine::open(&store, EngineOptions::default())
+            .await
+            .unwrap();
+        let plan = engine
+            .sql("SELECT userIdentity.userName FROM events")
+            .await
+            .unwrap()
+            .create_physical_plan()
+            .await
+            .unwrap();
+        let mut hinted = Vec::new();
+        let mut unhinted = Vec::new();
+        let mut stack: Vec<Arc<dyn ExecutionPlan>> = vec![plan];
+        while let Some(node) = stack.pop() {
+            stack.extend(node.children().into_iter().cloned());
+            let Some(exec) = node.downcast_ref::<DataSourceExec>() else {
+                continue;
+            };
+            let config = exec.data_source().downcast_ref::<FileScanConfig>().unwrap();
+            for file in config.file_groups.iter().flat_map(|g| g.iter()) {
+                let name = file.object_meta.location.to_string();
+                match &file.arrow_schema {
+                    Some(s) => {
+                        // The nested strings come out as views, as the table declares them.
+                        let user = s.field_with_name("userIdentity").unwrap();
+                        let DataType::Struct(fields) = user.data_type() else {
+                            panic!("userIdentity is {:?}", user.data_type());
+                        };
+                        assert!(
+                            fields.iter().all(|f| f.data_type() != &DataType::Utf8),
+                            "{fields:?}"
+                        );
+                        hinted.push(name)
+                    }
+                    None => unhinted.push(name),
+                }
+            }
+        }
+        (hinted, unhinted)
+    });
+    let committed = trail_store::Store::open(&store)
+        .unwrap()
+        .manifest()
+        .unwrap()
+        .files
+        .len();
+    assert_eq!(hinted.len(), committed, "{hinted:?}");
+    assert_eq!(unhinted.len(), 1, "{unhinted:?}");
+    assert!(unhinted[0].ends_with("foreign.parquet"), "{unhinted:?}");
+}

@@ -14,6 +14,7 @@
 //! only that partition's files. Functions beyond DataFusion's: the JSON functions of
 //! `datafusion-functions-json` and the IP functions of [`ip`].
 
+mod committed;
 pub mod ip;
 pub mod lookup;
 pub mod names;
@@ -222,15 +223,21 @@ impl Engine {
         ip::register(&ctx);
 
         let parquet = parquet_options(&ctx);
-        let events = listing_table(
+        let (events, prefix) = listing_table(
             &store.root().join(layout::EVENTS_DIR),
             &schema::event_schema(),
             &parquet,
         )?;
-        ctx.register_table(EVENTS_TABLE, events)?;
+        let events = committed::CommittedEvents::new(
+            events,
+            store.clone(),
+            prefix,
+            view_schema(&schema::event_schema()),
+        );
+        ctx.register_table(EVENTS_TABLE, Arc::new(events))?;
         let insights_dir = store.root().join(INSIGHTS_DIR);
         let insights: Arc<dyn datafusion::catalog::TableProvider> = if insights_dir.is_dir() {
-            listing_table(&insights_dir, &insight_schema(), &parquet)?
+            Arc::new(listing_table(&insights_dir, &insight_schema(), &parquet)?.0)
         } else {
             let mut fields: Vec<Field> = view_schema(&insight_schema())
                 .fields()
@@ -358,7 +365,7 @@ fn listing_table(
     dir: &Path,
     table_schema: &Schema,
     parquet: &TableParquetOptions,
-) -> Result<Arc<dyn datafusion::catalog::TableProvider>> {
+) -> Result<(ListingTable, String)> {
     let dir = dir
         .canonicalize()
         .map_err(|e| trail_store::StoreError::io(dir, e))?;
@@ -371,10 +378,11 @@ fn listing_table(
         (schema::PART_REGION.to_owned(), DataType::Utf8),
         (schema::PART_DATE.to_owned(), DataType::Date32),
     ]);
+    let prefix = url.prefix().as_ref().to_owned();
     let config = ListingTableConfig::new(url)
         .with_listing_options(options)
         .with_schema(view_schema(table_schema));
-    Ok(Arc::new(ListingTable::try_new(config)?))
+    Ok((ListingTable::try_new(config)?, prefix))
 }
 
 #[cfg(test)]

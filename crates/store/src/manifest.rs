@@ -151,9 +151,14 @@ impl Store {
             .at(&p)
     }
 
+    /// The manifest file (replaced by rename at every commit).
+    pub fn manifest_path(&self) -> PathBuf {
+        self.meta().join(MANIFEST)
+    }
+
     /// Read the committed manifest.
     pub fn manifest(&self) -> Result<Manifest> {
-        let p = self.meta().join(MANIFEST);
+        let p = self.manifest_path();
         let bytes = fs::read(&p).at(&p)?;
         let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| StoreError::BadManifest {
             path: p.clone(),
