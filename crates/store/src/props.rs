@@ -7,8 +7,24 @@ use parquet::schema::types::ColumnPath;
 
 use crate::schema;
 
-/// zstd level 1: as fast to write as snappy on this data and markedly smaller.
+/// zstd level 1, for the columns in [`ZSTD_COLUMNS`]: as fast to write as snappy on this data
+/// and markedly smaller.
 pub const ZSTD_LEVEL: i32 = 1;
+/// The bulky columns queries rarely scan in full: the raw record, the request and response
+/// documents, and the near-unique ids (read a row group at a time after a bloom filter). They
+/// are zstd; they hold ~90% of a store's bytes. Every other column is LZ4: it decodes several
+/// times faster, and the Parquet reader sets up no codec context per column chunk (a zstd
+/// context per column per file was a tenth of a JSON query's time on 480 small files). On the
+/// 10M-event benchmark this costs 7% more disk (3.0 GB, was 2.8) and made the sign-in query
+/// 26% faster (412 -> 304 ms warm), distinct IPs per user 17% and top event names 18%.
+const ZSTD_COLUMNS: [&str; 6] = [
+    schema::RAW,
+    schema::REQUEST_PARAMETERS,
+    schema::RESPONSE_ELEMENTS,
+    schema::REFERENCED_RESOURCES,
+    schema::EVENT_ID,
+    schema::REQUEST_ID,
+];
 /// Rows per row group: small enough for statistics and bloom filters to prune, large enough
 /// for good compression.
 pub const MAX_ROW_GROUP_ROWS: usize = 128 * 1024;
@@ -30,16 +46,14 @@ fn path(dotted: &str) -> ColumnPath {
     ColumnPath::new(dotted.split('.').map(str::to_owned).collect())
 }
 
-/// Writer properties for a file of `rows` events: zstd, page-level statistics (so the page
+/// Writer properties for a file of `rows` events: LZ4 and zstd by column, page-level statistics (so the page
 /// index is written), bloom filters sized for the row group, rows declared sorted by eventTime.
 pub fn writer_properties(rows: usize) -> WriterProperties {
     let ndv = rows.clamp(1, MAX_ROW_GROUP_ROWS) as u64;
     let time_idx = schema::column_index(schema::EVENT_TIME).unwrap_or(7) as i32;
     let mut b = WriterProperties::builder()
         .set_writer_version(WriterVersion::PARQUET_1_0)
-        .set_compression(Compression::ZSTD(
-            ZstdLevel::try_new(ZSTD_LEVEL).unwrap_or_default(),
-        ))
+        .set_compression(Compression::LZ4_RAW)
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_max_row_group_row_count(Some(MAX_ROW_GROUP_ROWS))
         .set_sorting_columns(Some(vec![SortingColumn {
@@ -51,6 +65,10 @@ pub fn writer_properties(rows: usize) -> WriterProperties {
     for col in NO_DICTIONARY {
         b = b.set_column_dictionary_enabled(path(col), false);
     }
+    let zstd = Compression::ZSTD(ZstdLevel::try_new(ZSTD_LEVEL).unwrap_or_default());
+    for col in ZSTD_COLUMNS {
+        b = b.set_column_compression(path(col), zstd);
+    }
     for col in schema::BLOOM_COLUMNS {
         b = b
             .set_column_bloom_filter_enabled(path(col), true)
@@ -58,4 +76,27 @@ pub fn writer_properties(rows: usize) -> WriterProperties {
             .set_column_bloom_filter_fpp(path(col), BLOOM_FPP);
     }
     b.build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bulky_columns_are_zstd_and_the_rest_lz4() {
+        let p = writer_properties(1000);
+        let zstd = Compression::ZSTD(ZstdLevel::try_new(ZSTD_LEVEL).unwrap_or_default());
+        for col in ZSTD_COLUMNS {
+            assert_eq!(p.compression(&path(col)), zstd, "{col}");
+        }
+        for col in [
+            schema::EVENT_NAME,
+            schema::EVENT_TIME,
+            schema::SOURCE_IP_ADDRESS,
+            schema::ADDITIONAL_EVENT_DATA,
+            "userIdentity.userName",
+        ] {
+            assert_eq!(p.compression(&path(col)), Compression::LZ4_RAW, "{col}");
+        }
+    }
 }
