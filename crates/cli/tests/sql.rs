@@ -32,6 +32,19 @@ fn ingest(store: &Path, paths: &[PathBuf], compact: bool) {
     .unwrap();
 }
 
+/// A store of its own (for tests that change it): the ActionTrail fixture, ingested into
+/// `<dir>/store`.
+fn actiontrail_store(compact: bool) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    ingest(
+        &store,
+        &[repo().join("testdata/security/actiontrail.ndjson")],
+        compact,
+    );
+    (dir, store)
+}
+
 /// Stores made once per test process: (ActionTrail, CloudTrail).
 fn fixtures() -> &'static (tempfile::TempDir, tempfile::TempDir) {
     static F: OnceLock<(tempfile::TempDir, tempfile::TempDir)> = OnceLock::new();
@@ -454,13 +467,7 @@ fn every_saved_query_on_actiontrail_and_cloudtrail() {
 #[test]
 fn lookup_pages_stay_valid_while_the_store_grows() {
     use trail_query::lookup::{Direction, LookupRequest, lookup};
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    ingest(
-        &store,
-        &[repo().join("testdata/security/actiontrail.ndjson")],
-        true,
-    );
+    let (dir, store) = actiontrail_store(true);
     let all_eve: Vec<String> = {
         let b = query(
             &store,
@@ -544,13 +551,7 @@ fn lookup_pages_stay_valid_while_the_store_grows() {
 
 #[test]
 fn an_open_session_sees_files_added_and_compacted_away() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    ingest(
-        &store,
-        &[repo().join("testdata/security/actiontrail.ndjson")],
-        false,
-    );
+    let (dir, store) = actiontrail_store(false);
     let rt = rt();
     rt.block_on(async {
         let engine = Engine::open(&store, EngineOptions::default())
@@ -670,13 +671,7 @@ fn committed_files_carry_the_stored_schema_and_others_their_own() {
     use datafusion::physical_plan::ExecutionPlan;
     use std::sync::Arc;
 
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    ingest(
-        &store,
-        &[repo().join("testdata/security/actiontrail.ndjson")],
-        false,
-    );
+    let (_dir, store) = actiontrail_store(false);
     // A file written by another tool, with two of the columns, in a partition directory.
     let part = store.join("events/region=cn-hangzhou/eventDate=2024-05-01");
     std::fs::create_dir_all(&part).unwrap();
