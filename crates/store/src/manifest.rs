@@ -27,6 +27,10 @@ const LOCK: &str = "LOCK";
 const STAGING: &str = "staging";
 /// Directory (under `_trail/`) holding quarantined records.
 pub const QUARANTINE: &str = "quarantine";
+/// The store format. Every file a manifest of this format lists has exactly
+/// [`crate::schema::event_schema`] (readers rely on it: the query engine hands that schema to the
+/// Parquet reader instead of decoding each footer's), so a change to the event schema is a new
+/// format.
 const FORMAT: &str = "trail-store/1";
 
 /// One committed event file.

@@ -174,6 +174,7 @@ static EVENT_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
 });
 
 /// The schema of the event files (without the partition columns, which live in the path).
+/// Part of the store format (`trail-store/1`): changing it means a new format string.
 pub fn event_schema() -> SchemaRef {
     EVENT_SCHEMA.clone()
 }
@@ -198,5 +199,28 @@ mod tests {
         };
         assert!(ui.find("userName").is_some());
         assert!(ui.find("sessionContext").is_some());
+    }
+
+    /// The event schema is part of the store format: when this snapshot changes, the format
+    /// string in `manifest.rs` must change too (readers hand this schema to the Parquet reader
+    /// for every file a `trail-store/1` manifest lists).
+    #[test]
+    fn schema_is_the_store_formats() {
+        fn walk(prefix: &str, fields: &Fields, out: &mut Vec<String>) {
+            for f in fields {
+                let name = format!("{prefix}{}", f.name());
+                let null = if f.is_nullable() { "" } else { " NOT NULL" };
+                match f.data_type() {
+                    DataType::Struct(children) => {
+                        out.push(format!("{name}: Struct{null}"));
+                        walk(&format!("{name}."), children, out)
+                    }
+                    t => out.push(format!("{name}: {t}{null}")),
+                }
+            }
+        }
+        let mut leaves = Vec::new();
+        walk("", event_schema().fields(), &mut leaves);
+        insta::assert_snapshot!(leaves.join("\n"));
     }
 }
