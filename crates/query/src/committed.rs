@@ -64,8 +64,10 @@ impl CommittedEvents {
     }
 
     /// Paths (relative to `events/`) of the committed files. Read again only when the manifest
-    /// file changed (a commit replaces it by rename). A manifest that cannot be read gives an
-    /// empty set: every file is then read from its own footer, as a plain listing would.
+    /// file changed (a commit replaces it by rename). A set that is out of date does no harm:
+    /// every file any manifest listed has the stored schema, and a file missing from the set is
+    /// read from its own footer. A manifest that cannot be read gives an empty set: every file
+    /// is then read from its footer, as a plain listing would.
     fn committed(&self) -> Arc<HashSet<String>> {
         let manifest = self.store.manifest_path();
         let stamp = std::fs::metadata(&manifest)
