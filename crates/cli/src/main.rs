@@ -882,7 +882,7 @@ fn insight(store: &std::path::Path, q: &QueryOpts, cmd: InsightCommand) -> Resul
                 let _guard = lock_for_insights(&st, &run)?;
                 let started = std::time::Instant::now();
                 let report = trail_insight::ip::run(&engine, &st, &opts, &run).await?;
-                let written = persist(
+                let written = trail_insight::persist_run(
                     &engine,
                     &st,
                     &run,
@@ -920,7 +920,7 @@ fn insight(store: &std::path::Path, q: &QueryOpts, cmd: InsightCommand) -> Resul
                 let _guard = lock_for_insights(&st, &run)?;
                 let started = std::time::Instant::now();
                 let report = trail_insight::rate::run(&engine, &st, &opts, &run).await?;
-                let written = persist(
+                let written = trail_insight::persist_run(
                     &engine,
                     &st,
                     &run,
@@ -957,27 +957,6 @@ fn lock_for_insights(
     Ok(Some(st.lock(true, |holder| {
         eprintln!("waiting for the store's writer lock (held by {holder})")
     })?))
-}
-
-async fn persist(
-    engine: &trail_query::Engine,
-    st: &trail_store::Store,
-    run: &trail_insight::RunOptions,
-    insights: &[trail_insight::Insight],
-    until: Option<chrono::NaiveDate>,
-    job: &str,
-) -> Result<Option<trail_insight::output::Written>> {
-    if run.dry_run {
-        return Ok(None);
-    }
-    let written = trail_insight::write_insights(engine, st, insights).await?;
-    if let Some(until) = until {
-        let before = trail_insight::last_judged(st, job)?;
-        if before.is_none_or(|b| b < until) {
-            trail_insight::mark_judged(st, job, until)?;
-        }
-    }
-    Ok(Some(written))
 }
 
 fn print_insights(

@@ -327,6 +327,29 @@ pub fn mark_judged(store: &Store, job: &str, through: NaiveDate) -> Result<()> {
     Ok(())
 }
 
+/// Store a run's findings and advance the job's judged-through day (never backwards: a
+/// backtest of an old range leaves a later mark as it is). A dry run stores nothing and gives
+/// `None`. The caller holds the store's writer lock.
+pub async fn persist_run(
+    engine: &trail_query::Engine,
+    store: &Store,
+    run: &RunOptions,
+    insights: &[Insight],
+    until: Option<NaiveDate>,
+    job: &str,
+) -> Result<Option<output::Written>> {
+    if run.dry_run {
+        return Ok(None);
+    }
+    let written = write_insights(engine, store, insights).await?;
+    if let Some(until) = until
+        && last_judged(store, job)?.is_none_or(|before| before < until)
+    {
+        mark_judged(store, job, until)?;
+    }
+    Ok(Some(written))
+}
+
 /// The days a run judges: an explicit range, or from the last judged day (judged again, since
 /// it may have grown) to the store's last day, or the whole store on a first run.
 pub fn judged_range(
