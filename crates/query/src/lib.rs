@@ -21,6 +21,7 @@ pub mod names;
 pub mod prune;
 pub mod saved;
 pub mod system;
+pub mod viewcount;
 
 use std::num::NonZeroUsize;
 use std::path::Path;
@@ -37,6 +38,7 @@ use datafusion::error::DataFusionError;
 use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use datafusion::sql::parser::{DFParserBuilder, Statement};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
@@ -217,7 +219,13 @@ impl Engine {
             );
             runtime = runtime.with_memory_pool(Arc::new(pool));
         }
-        let ctx = SessionContext::new_with_config_rt(config, runtime.build_arc()?);
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_runtime_env(runtime.build_arc()?)
+            .with_default_features()
+            .with_physical_optimizer_rule(Arc::new(viewcount::ViewCountRule))
+            .build();
+        let ctx = SessionContext::new_with_state(state);
         let mut state_ctx = ctx.clone();
         datafusion_functions_json::register_all(&mut state_ctx)?;
         ip::register(&ctx);
