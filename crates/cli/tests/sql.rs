@@ -769,6 +769,17 @@ fn grouped_counts_by_view_match_the_engines() {
             "EXPLAIN SELECT eventName, count(*) AS n FROM events GROUP BY eventName",
         ));
         assert!(plan.contains("ViewCountExec"), "{plan}");
+        // EXPLAIN ANALYZE shows what it did.
+        let analyzed = explain_analyze(
+            store,
+            "SELECT eventName, count(*) AS n FROM events GROUP BY eventName",
+        );
+        assert!(
+            analyzed
+                .lines()
+                .any(|l| l.contains("ViewCountExec") && l.contains("output_rows=")),
+            "{analyzed}"
+        );
         for col in [
             "eventName",
             "errorCode",

@@ -32,7 +32,9 @@ use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::{Column, Literal};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_plan::InputOrderMode;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
+use datafusion::physical_plan::metrics::{BaselineMetrics, ExecutionPlanMetricsSet, MetricsSet};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use futures::StreamExt;
@@ -78,6 +80,7 @@ pub struct ViewCountExec {
     counts: usize,
     schema: SchemaRef,
     properties: Arc<PlanProperties>,
+    metrics: ExecutionPlanMetricsSet,
 }
 
 fn is_non_null_literal(e: &Arc<dyn PhysicalExpr>) -> bool {
@@ -89,7 +92,10 @@ impl ViewCountExec {
     /// This operator in place of `node`, when `node` is a partial aggregation it computes.
     fn try_replace(node: &Arc<dyn ExecutionPlan>) -> Option<Arc<dyn ExecutionPlan>> {
         let agg = node.downcast_ref::<AggregateExec>()?;
+        // Groups come out in hash order: an aggregation that streams sorted input keeps that
+        // order (and says so in its properties), so it stays as it is.
         if *agg.mode() != AggregateMode::Partial
+            || *agg.input_order_mode() != InputOrderMode::Linear
             || agg.limit_options().is_some()
             || !agg.dynamic_expressions_produced().is_empty()
             || agg.filter_expr().iter().any(Option::is_some)
@@ -132,6 +138,7 @@ impl ViewCountExec {
             counts: agg.aggr_expr().len(),
             schema,
             properties: Arc::clone(agg.properties()),
+            metrics: ExecutionPlanMetricsSet::new(),
         }))
     }
 }
@@ -180,7 +187,12 @@ impl ExecutionPlan for ViewCountExec {
             counts: self.counts,
             schema: Arc::clone(&self.schema),
             properties: Arc::clone(&self.properties),
+            metrics: ExecutionPlanMetricsSet::new(),
         }))
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
     }
 
     fn execute(
@@ -189,6 +201,7 @@ impl ExecutionPlan for ViewCountExec {
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
         let input = self.input.execute(partition, context)?;
+        let baseline = BaselineMetrics::new(&self.metrics, partition);
         let state = Counter {
             column: self.column,
             counts: self.counts,
@@ -199,27 +212,38 @@ impl ExecutionPlan for ViewCountExec {
             batch_views: HashMap::default(),
         };
         let stream = futures::stream::unfold(
-            (input, state, false),
-            |(mut input, mut state, done)| async move {
+            (input, state, baseline, false),
+            |(mut input, mut state, baseline, done)| async move {
                 if done {
                     return None;
                 }
                 loop {
-                    match input.next().await {
+                    let next = input.next().await;
+                    let timer = baseline.elapsed_compute().timer();
+                    let out = match next {
                         Some(Ok(batch)) => {
                             if let Err(e) = state.add(&batch) {
-                                return Some((Err(e), (input, state, true)));
-                            }
-                            if state.groups.len() >= FLUSH_GROUPS || state.bytes >= FLUSH_BYTES {
-                                let out = state.emit();
-                                return Some((out, (input, state, false)));
+                                Some((Err(e), true))
+                            } else if state.groups.len() >= FLUSH_GROUPS
+                                || state.bytes >= FLUSH_BYTES
+                            {
+                                Some((state.emit(), false))
+                            } else {
+                                None
                             }
                         }
-                        Some(Err(e)) => return Some((Err(e), (input, state, true))),
-                        None => {
-                            let out = state.emit();
-                            return Some((out, (input, state, true)));
+                        Some(Err(e)) => Some((Err(e), true)),
+                        None => Some((state.emit(), true)),
+                    };
+                    timer.done();
+                    if let Some((out, done)) = out {
+                        if let Ok(batch) = &out {
+                            baseline.record_output(batch.num_rows());
                         }
+                        if done {
+                            baseline.done();
+                        }
+                        return Some((out, (input, state, baseline, done)));
                     }
                 }
             },
