@@ -177,11 +177,8 @@ impl TableProvider for CommittedEvents {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let args = ScanArgs::default()
-            .with_projection(projection.map(|p| p.as_slice()))
-            .with_filters(Some(filters))
-            .with_limit(limit);
-        Ok(self.scan_with_args(state, args).await?.into_inner())
+        let plan = self.inner.scan(state, projection, filters, limit).await?;
+        self.with_file_schemas(plan)
     }
 
     async fn scan_with_args<'a>(

@@ -231,17 +231,12 @@ impl Engine {
         ip::register(&ctx);
 
         let parquet = parquet_options(&ctx);
-        let (events, prefix) = listing_table(
+        let (events, prefix, file_schema) = listing_table(
             &store.root().join(layout::EVENTS_DIR),
             &schema::event_schema(),
             &parquet,
         )?;
-        let events = committed::CommittedEvents::new(
-            events,
-            store.clone(),
-            prefix,
-            view_schema(&schema::event_schema()),
-        );
+        let events = committed::CommittedEvents::new(events, store.clone(), prefix, file_schema);
         ctx.register_table(EVENTS_TABLE, Arc::new(events))?;
         let insights_dir = store.root().join(INSIGHTS_DIR);
         let insights: Arc<dyn datafusion::catalog::TableProvider> = if insights_dir.is_dir() {
@@ -373,7 +368,7 @@ fn listing_table(
     dir: &Path,
     table_schema: &Schema,
     parquet: &TableParquetOptions,
-) -> Result<(ListingTable, String)> {
+) -> Result<(ListingTable, String, SchemaRef)> {
     let dir = dir
         .canonicalize()
         .map_err(|e| trail_store::StoreError::io(dir, e))?;
@@ -387,10 +382,11 @@ fn listing_table(
         (schema::PART_DATE.to_owned(), DataType::Date32),
     ]);
     let prefix = url.prefix().as_ref().to_owned();
+    let file_schema = view_schema(table_schema);
     let config = ListingTableConfig::new(url)
         .with_listing_options(options)
-        .with_schema(view_schema(table_schema));
-    Ok((ListingTable::try_new(config)?, prefix))
+        .with_schema(Arc::clone(&file_schema));
+    Ok((ListingTable::try_new(config)?, prefix, file_schema))
 }
 
 #[cfg(test)]

@@ -76,8 +76,6 @@ pub struct ViewCountExec {
     input: Arc<dyn ExecutionPlan>,
     /// The grouped column's index in the input.
     column: usize,
-    /// How many count states to write per group (one per `count` in the query).
-    counts: usize,
     schema: SchemaRef,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
@@ -135,7 +133,6 @@ impl ViewCountExec {
         Some(Arc::new(ViewCountExec {
             input: Arc::clone(input),
             column,
-            counts: agg.aggr_expr().len(),
             schema,
             properties: Arc::clone(agg.properties()),
             metrics: ExecutionPlanMetricsSet::new(),
@@ -149,7 +146,7 @@ impl DisplayAs for ViewCountExec {
             f,
             "ViewCountExec: gby=[{}], counts={}",
             self.schema.field(0).name(),
-            self.counts
+            self.schema.fields().len() - 1
         )
     }
 }
@@ -184,7 +181,6 @@ impl ExecutionPlan for ViewCountExec {
         Ok(Arc::new(ViewCountExec {
             input,
             column: self.column,
-            counts: self.counts,
             schema: Arc::clone(&self.schema),
             properties: Arc::clone(&self.properties),
             metrics: ExecutionPlanMetricsSet::new(),
@@ -204,7 +200,6 @@ impl ExecutionPlan for ViewCountExec {
         let baseline = BaselineMetrics::new(&self.metrics, partition);
         let state = Counter {
             column: self.column,
-            counts: self.counts,
             schema: Arc::clone(&self.schema),
             groups: HashMap::default(),
             bytes: 0,
@@ -258,7 +253,7 @@ impl ExecutionPlan for ViewCountExec {
 /// One partition's groups.
 struct Counter {
     column: usize,
-    counts: usize,
+    /// The partial rows: the group value, then one count state per `count` of the query.
     schema: SchemaRef,
     groups: HashMap<Box<[u8]>, i64, foldhash::fast::RandomState>,
     /// Bytes of the group values held.
@@ -322,7 +317,7 @@ impl Counter {
         }
         let counts: ArrayRef = Arc::new(Int64Array::from(counts));
         let mut columns: Vec<ArrayRef> = vec![Arc::new(keys.finish())];
-        columns.extend(std::iter::repeat_n(counts, self.counts));
+        columns.extend(std::iter::repeat_n(counts, self.schema.fields().len() - 1));
         Ok(RecordBatch::try_new(Arc::clone(&self.schema), columns)?)
     }
 }
