@@ -420,7 +420,7 @@ fn many_small_ingests_are_compacted() {
     for k in 0..12 {
         let f = dir.path().join(format!("d{k}.json"));
         let body: String = (0..20)
-            .map(|i| format!("{{\"eventId\":\"k{k}-{i}\",\"eventTime\":\"2020-12-17T{:02}:{:02}:00Z\",\"acsRegion\":\"cn-hangzhou\"}}\n", k, i))
+            .map(|i| format!("{{\"eventId\":\"k{k}-{i}\",\"eventName\":\"Op{}\",\"eventTime\":\"2020-12-17T{:02}:{:02}:00Z\",\"acsRegion\":\"cn-hangzhou\"}}\n", i % 3, k, i))
             .collect();
         std::fs::write(&f, body).unwrap();
         let o = run(&["ingest", "--store", s, "--quiet", f.to_str().unwrap()]);
@@ -443,15 +443,26 @@ fn many_small_ingests_are_compacted() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(glob_parquet(&store.join("events")).len(), 1);
     assert_eq!(info(&store)["events"], 240);
-    // Rows stay sorted by eventTime within the merged file.
+    // Rows stay in the store's order (eventName, then eventTime) within the merged file, and
+    // the file says so.
     let o = run(&[
         "sql",
         "--store",
         s,
         "-c",
-        "SELECT count(*) AS n FROM (SELECT \"eventTime\" < lag(\"eventTime\") OVER () AS back FROM events) WHERE back",
+        "SELECT count(*) AS n FROM (SELECT eventName AS n, eventTime AS t, \
+         lag(eventName) OVER () AS pn, lag(eventTime) OVER () AS pt FROM events) \
+         WHERE n < pn OR (n = pn AND t < pt)",
     ]);
     assert!(stdout(&o).contains("│ 0 │"), "{}", stdout(&o));
+    let file = &glob_parquet(&store.join("events"))[0];
+    let reader = parquet::file::serialized_reader::SerializedFileReader::new(
+        std::fs::File::open(file).unwrap(),
+    )
+    .unwrap();
+    use parquet::file::reader::FileReader;
+    let declared = reader.metadata().row_group(0).sorting_columns().cloned();
+    assert!(trail_store::order::is_sorted_as_stored(declared.as_deref()));
 }
 
 #[test]

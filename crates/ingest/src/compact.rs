@@ -1,22 +1,26 @@
 //! Compaction: merge a partition's small files into one, as crash-safe as ingest.
 //!
 //! The merged file is written to staging, then one commit adds it and removes the inputs, so
-//! every reader sees each event exactly once before and after. Inputs are each sorted by
-//! eventTime; a k-way merge keeps the output sorted while holding one batch per input.
+//! every reader sees each event exactly once before and after. Inputs are each in the store's
+//! row order (`trail_store::order`: eventName, then eventTime); a k-way merge keeps the output
+//! in that order while holding one batch per input. A file that does not declare that order
+//! (written before it was the store's) is left as it is.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashSet};
 use std::path::PathBuf;
 
-use arrow::array::{AsArray, RecordBatch};
-use arrow::datatypes::TimestampMicrosecondType;
+use std::rc::Rc;
+
+use arrow::array::RecordBatch;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReader;
 use serde::Serialize;
 use trail_store::layout::PartitionKey;
-use trail_store::{FileEntry, WriteGuard, schema};
+use trail_store::order::SortKey;
+use trail_store::{FileEntry, WriteGuard};
 
 use crate::error::{IngestError, Result};
-use crate::files::{EventFileWriter, open_columns_batched};
+use crate::files::{EventFileWriter, in_stored_order, open_columns_batched};
 
 /// Rows the inputs of one merge hold decoded at once, in all.
 const MERGE_ROWS: usize = 32 * 1024;
@@ -58,7 +62,12 @@ struct Cursor {
     batch: Option<RecordBatch>,
     row: usize,
     path: PathBuf,
+    /// The name of the last key taken, shared by the keys of its run of rows.
+    name: Option<Rc<str>>,
 }
+
+/// A row's place in the merge: its sort key, then its input.
+type HeapKey = (Option<Rc<str>>, i64, usize);
 
 impl Cursor {
     fn advance_batch(&mut self) -> Result<bool> {
@@ -69,18 +78,31 @@ impl Cursor {
         };
         Ok(self.batch.is_some())
     }
-    fn time(&self) -> Option<i64> {
-        let b = self.batch.as_ref()?;
-        let idx = schema::column_index(schema::EVENT_TIME)?;
-        Some(
-            b.column(idx)
-                .as_primitive::<TimestampMicrosecondType>()
-                .value(self.row),
-        )
+
+    /// The current row's key; `i` is this cursor's index. A name equal to the previous row's
+    /// reuses its allocation.
+    fn key(&mut self, i: usize) -> Result<Option<HeapKey>> {
+        let Some(b) = self.batch.as_ref() else {
+            return Ok(None);
+        };
+        let sk = SortKey::new(b).ok_or_else(|| {
+            IngestError::Internal(format!("{} lacks eventName/eventTime", self.path.display()))
+        })?;
+        let (name, time) = sk.key(self.row);
+        let name = match (name, &self.name) {
+            (None, _) => None,
+            (Some(n), Some(last)) if **last == *n => Some(last.clone()),
+            (Some(n), _) => {
+                let n: Rc<str> = Rc::from(n);
+                self.name = Some(n.clone());
+                Some(n)
+            }
+        };
+        Ok(Some((name, time, i)))
     }
 }
 
-/// Merge sorted files into sorted batches of at most `out_rows` rows, handing each to `sink`.
+/// Merge files in the store's row order into batches in that order of at most `out_rows` rows, handing each to `sink`.
 fn merge_sorted(
     paths: &[PathBuf],
     out_rows: usize,
@@ -96,16 +118,18 @@ fn merge_sorted(
             batch: None,
             row: 0,
             path: p.clone(),
+            name: None,
         };
         if c.advance_batch()? {
             cursors.push(c);
         }
     }
-    let mut heap: BinaryHeap<Reverse<(i64, usize)>> = cursors
-        .iter()
-        .enumerate()
-        .filter_map(|(i, c)| c.time().map(|t| Reverse((t, i))))
-        .collect();
+    let mut heap: BinaryHeap<Reverse<HeapKey>> = BinaryHeap::with_capacity(cursors.len());
+    for (i, c) in cursors.iter_mut().enumerate() {
+        if let Some(k) = c.key(i)? {
+            heap.push(Reverse(k));
+        }
+    }
     // Batches referenced by the pending output, and each cursor's slot among them.
     let mut arena: Vec<RecordBatch> = Vec::new();
     let mut slot: Vec<Option<usize>> = vec![None; cursors.len()];
@@ -126,7 +150,7 @@ fn merge_sorted(
         slot.iter_mut().for_each(|s| *s = None);
         sink(out)
     };
-    while let Some(Reverse((_, i))) = heap.pop() {
+    while let Some(Reverse((_, _, i))) = heap.pop() {
         let c = &mut cursors[i];
         let s = match slot[i] {
             Some(s) => s,
@@ -146,12 +170,12 @@ fn merge_sorted(
         if exhausted {
             slot[i] = None;
             if c.advance_batch()?
-                && let Some(t) = c.time()
+                && let Some(k) = c.key(i)?
             {
-                heap.push(Reverse((t, i)));
+                heap.push(Reverse(k));
             }
-        } else if let Some(t) = c.time() {
-            heap.push(Reverse((t, i)));
+        } else if let Some(k) = c.key(i)? {
+            heap.push(Reverse(k));
         }
         if picks.len() >= out_rows {
             emit(&mut arena, &mut picks, &mut slot, sink)?;
@@ -179,7 +203,15 @@ pub fn compact_partitions(
         by_dir.entry(dir.to_owned()).or_default().push(f.clone());
     }
     let root = guard.store().root().to_path_buf();
-    for (dir, mut files) in by_dir {
+    for (dir, files) in by_dir {
+        if files.len() < opts.min_files.max(2) {
+            continue;
+        }
+        let mut files = files
+            .into_iter()
+            .map(|f| Ok(in_stored_order(&root.join(&f.path))?.then_some(f)))
+            .filter_map(Result::transpose)
+            .collect::<Result<Vec<_>>>()?;
         if files.len() < opts.min_files.max(2) {
             continue;
         }

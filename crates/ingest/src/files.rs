@@ -11,12 +11,13 @@ use parquet::arrow::ArrowWriter;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use trail_store::manifest::StagedFile;
-use trail_store::{FileEntry, layout::PartitionKey, props, schema};
+use trail_store::{FileEntry, layout::PartitionKey, order, props, schema};
 
 use crate::batch::dedup_key;
 use crate::error::{IngestError, Result};
 
-/// A Parquet event file being written to staging; rows must arrive sorted by eventTime.
+/// A Parquet event file being written to staging; rows must arrive in the store's row order
+/// ([`trail_store::order`]), which the file declares.
 pub struct EventFileWriter {
     staged: PathBuf,
     writer: ArrowWriter<File>,
@@ -127,6 +128,19 @@ pub fn open_columns_batched(
         .with_batch_size(batch_rows.max(1))
         .build()
         .map_err(|e| IngestError::parquet(path, e))
+}
+
+/// Does this event file declare the store's row order ([`trail_store::order`]) in every row
+/// group? Compaction merges only such files.
+pub fn in_stored_order(path: &Path) -> Result<bool> {
+    let file = File::open(path).map_err(|e| IngestError::io(path, e))?;
+    let md = parquet::file::metadata::ParquetMetaDataReader::new()
+        .parse_and_finish(&file)
+        .map_err(|e| IngestError::parquet(path, e))?;
+    Ok(md
+        .row_groups()
+        .iter()
+        .all(|rg| order::is_sorted_as_stored(rg.sorting_columns().map(Vec::as_slice))))
 }
 
 /// Does any row of this file lack an eventId (so its key needs the `raw` text)?

@@ -17,13 +17,13 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use arrow::array::{AsArray, RecordBatch};
-use arrow::datatypes::TimestampMicrosecondType;
+use arrow::array::RecordBatch;
 use base64::Engine;
 use serde::Serialize;
 use trail_store::layout::PartitionKey;
 use trail_store::manifest::{QUARANTINE, StagedFile};
-use trail_store::{Store, WriteGuard, schema};
+use trail_store::order::{self, SortKey};
+use trail_store::{Store, WriteGuard};
 
 use crate::batch::{BatchBuilder, NormalizeOptions, Rejection, check};
 use crate::compact::{CompactOptions, CompactSummary, compact_partitions};
@@ -563,17 +563,19 @@ impl Writer<'_> {
             return Ok(());
         };
         self.buffered = self.buffered.saturating_sub(p.bytes);
-        let time_idx = schema::column_index(schema::EVENT_TIME).unwrap_or(7);
         let seen = self.keys_for(key)?;
-        let mut picks: Vec<(i64, usize, usize)> = Vec::with_capacity(p.rows);
+        let sort_keys: Vec<SortKey> = p
+            .batches
+            .iter()
+            .map(|(batch, _)| SortKey::new(batch))
+            .collect::<Option<_>>()
+            .ok_or_else(|| IngestError::Internal("batch without eventName/eventTime".into()))?;
+        let mut picks: Vec<(order::Key, usize, usize)> = Vec::with_capacity(p.rows);
         let mut dups = 0u64;
-        for (b, (batch, keys)) in p.batches.iter().enumerate() {
-            let times = batch
-                .column(time_idx)
-                .as_primitive::<TimestampMicrosecondType>();
+        for (b, (_, keys)) in p.batches.iter().enumerate() {
             for (r, k) in keys.iter().enumerate() {
                 if seen.insert(*k) {
-                    picks.push((times.value(r), b, r));
+                    picks.push((sort_keys[b].key(r), b, r));
                 } else {
                     dups += 1;
                 }
@@ -584,7 +586,7 @@ impl Writer<'_> {
         if picks.is_empty() {
             return Ok(());
         }
-        picks.sort_by_key(|&(t, b, r)| (t, b, r));
+        picks.sort_unstable();
         let batches: Vec<&RecordBatch> = p.batches.iter().map(|(b, _)| b).collect();
         let rows = picks.len();
         let (staged, rel) = self.guard.new_file(key);
@@ -597,7 +599,7 @@ impl Writer<'_> {
                 .map_err(|e| IngestError::arrow("assembling rows", e))?;
             out.write(&sorted)?;
         }
-        drop(batches);
+        drop((picks, sort_keys, batches));
         drop(p);
         if let Some(file) = out.finish(rel, key)? {
             self.summary.ingested += file.entry.rows;

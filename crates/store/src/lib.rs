@@ -32,6 +32,7 @@ pub mod error;
 pub mod fsutil;
 pub mod layout;
 pub mod manifest;
+pub mod order;
 pub mod props;
 pub mod schema;
 

@@ -1,11 +1,10 @@
 //! How event files are written: one set of Parquet writer properties for ingest and compaction.
 
-use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::metadata::SortingColumn;
+use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
 use parquet::schema::types::ColumnPath;
 
-use crate::schema;
+use crate::{order, schema};
 
 /// zstd level 1, for the columns in [`ZSTD_COLUMNS`]: as fast to write as snappy on this data
 /// and markedly smaller.
@@ -28,6 +27,12 @@ const ZSTD_COLUMNS: [&str; 6] = [
 /// Rows per row group: small enough for statistics and bloom filters to prune, large enough
 /// for good compression.
 pub const MAX_ROW_GROUP_ROWS: usize = 128 * 1024;
+/// Rows per data page at most (the default is 20,000). Rows are clustered by eventName
+/// ([`order`]), so a filter on it selects a few runs of rows; the reader skips, without
+/// decompressing, every page of the other columns that holds none of them, and smaller pages
+/// leave less to decode around each run. With the clustering, the 10M-event sign-in query
+/// went from 0.40 s to 0.33 s at 20,000 rows and to 0.28 s at 4,096.
+pub const PAGE_ROWS: usize = 4096;
 /// False-positive rate of the bloom filters on point-lookup columns.
 pub const BLOOM_FPP: f64 = 0.01;
 /// Columns that are nearly unique per row: dictionary encoding only costs time there.
@@ -48,24 +53,26 @@ fn path(dotted: &str) -> ColumnPath {
 
 /// Writer properties for a file of `rows` events: LZ4 and zstd by column, page-level
 /// statistics (so the page index is written), bloom filters sized for the row group, rows
-/// declared sorted by eventTime.
+/// declared sorted by eventName and eventTime ([`order`]).
 pub fn writer_properties(rows: usize) -> WriterProperties {
     let ndv = rows.clamp(1, MAX_ROW_GROUP_ROWS) as u64;
-    let time_idx = schema::column_index(schema::EVENT_TIME).unwrap_or(7) as i32;
     let mut b = WriterProperties::builder()
         .set_writer_version(WriterVersion::PARQUET_1_0)
         .set_compression(Compression::LZ4_RAW)
         .set_statistics_enabled(EnabledStatistics::Page)
+        .set_data_page_row_count_limit(PAGE_ROWS)
         .set_max_row_group_row_count(Some(MAX_ROW_GROUP_ROWS))
-        .set_sorting_columns(Some(vec![SortingColumn {
-            column_idx: time_idx,
-            descending: false,
-            nulls_first: false,
-        }]))
+        .set_sorting_columns(Some(order::sorting_columns()))
         .set_created_by(format!("trail {}", env!("CARGO_PKG_VERSION")));
     for col in NO_DICTIONARY {
         b = b.set_column_dictionary_enabled(path(col), false);
     }
+    // Times are nearly unique, so a dictionary only costs: a reader must decompress a file's
+    // whole time dictionary before it can take even one row. Sorted within each eventName
+    // run, they delta-encode to ~4 bytes a row (38 MB at 10M events, against 80 MB plain).
+    b = b
+        .set_column_dictionary_enabled(path(schema::EVENT_TIME), false)
+        .set_column_encoding(path(schema::EVENT_TIME), Encoding::DELTA_BINARY_PACKED);
     let zstd = Compression::ZSTD(ZstdLevel::try_new(ZSTD_LEVEL).unwrap_or_default());
     for col in ZSTD_COLUMNS {
         b = b.set_column_compression(path(col), zstd);
@@ -99,5 +106,16 @@ mod tests {
         ] {
             assert_eq!(p.compression(&path(col)), Compression::LZ4_RAW, "{col}");
         }
+    }
+
+    #[test]
+    fn rows_are_declared_in_store_order_with_small_pages_and_delta_times() {
+        let p = writer_properties(1000);
+        assert_eq!(p.sorting_columns(), Some(&order::sorting_columns()));
+        assert_eq!(p.data_page_row_count_limit(), PAGE_ROWS);
+        let time = path(schema::EVENT_TIME);
+        assert!(!p.dictionary_enabled(&time));
+        assert_eq!(p.encoding(&time), Some(Encoding::DELTA_BINARY_PACKED));
+        assert!(p.dictionary_enabled(&path(schema::EVENT_NAME)));
     }
 }

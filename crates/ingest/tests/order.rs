@@ -1,0 +1,155 @@
+#![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
+//! Rows within a file are in the store's order (eventName, then eventTime), after ingest and
+//! after compaction; compaction leaves alone a file that does not declare that order.
+
+mod common;
+
+use std::fs::File;
+use std::path::Path;
+
+use arrow::array::{AsArray, RecordBatch};
+use arrow::datatypes::TimestampMicrosecondType;
+use common::*;
+use parquet::arrow::ArrowWriter;
+use parquet::file::metadata::SortingColumn;
+use parquet::file::reader::FileReader;
+use parquet::file::serialized_reader::SerializedFileReader;
+use trail_ingest::{CompactOptions, IngestOptions};
+use trail_store::order::{SortKey, is_sorted_as_stored};
+use trail_store::{props, schema};
+
+/// One delivery of 40 events in one partition: four names, times interleaved across names and
+/// across deliveries.
+fn delivery(dir: &Path, k: u32) {
+    let body: String = (0..40)
+        .map(|i| {
+            format!(
+                "{{\"eventId\":\"d{k}-{i}\",\"eventName\":\"Op{}\",\"eventTime\":\"2020-12-17T{:02}:{:02}:00Z\",\"acsRegion\":\"cn-hangzhou\"}}\n",
+                (i * 7 + k) % 4,
+                i % 24,
+                (k * 5) % 60
+            )
+        })
+        .collect();
+    std::fs::write(dir.join(format!("d{k:02}.json")), body).unwrap();
+}
+
+fn declared(path: &Path) -> Option<Vec<SortingColumn>> {
+    let r = SerializedFileReader::new(File::open(path).unwrap()).unwrap();
+    r.metadata().row_group(0).sorting_columns().cloned()
+}
+
+/// Whether the rows of `path` are in (eventName, eventTime) order.
+fn in_order(path: &Path) -> bool {
+    let batches: Vec<RecordBatch> = trail_ingest::files::open_columns(path, &[])
+        .unwrap()
+        .map(|b| b.unwrap())
+        .collect();
+    let mut keys = vec![];
+    for b in &batches {
+        let k = SortKey::new(b).unwrap();
+        keys.extend((0..b.num_rows()).map(|r| {
+            let (n, t) = k.key(r);
+            (n.map(str::to_owned), t)
+        }));
+    }
+    keys.windows(2).all(|w| w[0] <= w[1])
+}
+
+/// Rewrite `path` with the same rows in time order, declaring eventTime alone: a file as an
+/// older trail wrote it.
+fn rewrite_in_time_order(path: &Path) {
+    let mut batches: Vec<RecordBatch> = trail_ingest::files::open_columns(path, &[])
+        .unwrap()
+        .map(|b| b.unwrap())
+        .collect();
+    let all = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
+    let times = all
+        .column_by_name(schema::EVENT_TIME)
+        .unwrap()
+        .as_primitive::<TimestampMicrosecondType>();
+    let mut idx: Vec<u32> = (0..all.num_rows() as u32).collect();
+    idx.sort_by_key(|&i| times.value(i as usize));
+    let idx = arrow::array::UInt32Array::from(idx);
+    batches = vec![arrow::compute::take_record_batch(&all, &idx).unwrap()];
+    let time_idx = schema::column_index(schema::EVENT_TIME).unwrap() as i32;
+    let old = props::writer_properties(all.num_rows())
+        .into_builder()
+        .set_sorting_columns(Some(vec![SortingColumn {
+            column_idx: time_idx,
+            descending: false,
+            nulls_first: false,
+        }]))
+        .build();
+    let tmp = path.with_extension("tmp");
+    let mut w = ArrowWriter::try_new(
+        File::create(&tmp).unwrap(),
+        schema::event_schema(),
+        Some(old),
+    )
+    .unwrap();
+    for b in &batches {
+        w.write(b).unwrap();
+    }
+    w.close().unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+#[test]
+fn ingest_and_compaction_keep_rows_in_name_then_time_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    let store = tmp.path().join("store");
+    let no_compact = IngestOptions {
+        compact: None,
+        ..opts()
+    };
+    for k in 0..6 {
+        delivery(&input, k);
+        let one = input.join(format!("d{k:02}.json"));
+        let s = ingest(&store, &[one], &no_compact);
+        assert_eq!(s.ingested, 40);
+    }
+    let snap = trail_store::Store::open(&store)
+        .unwrap()
+        .snapshot()
+        .unwrap();
+    assert_eq!(snap.files.len(), 6);
+    for (_, path) in &snap.files {
+        assert!(in_order(path), "{}", path.display());
+        assert!(is_sorted_as_stored(declared(path).as_deref()));
+    }
+    // One file as an older trail wrote it: time order, declared so.
+    let (old_entry, old_path) = snap.files[2].clone();
+    rewrite_in_time_order(&old_path);
+    assert!(!in_order(&old_path));
+
+    let opts = CompactOptions {
+        min_files: 2,
+        ..Default::default()
+    };
+    let sum = trail_ingest::compact_store(&store, &opts, false, |_| {}).unwrap();
+    assert_eq!(sum.files_removed, 5, "{sum:?}");
+    assert_eq!(sum.files_written, 1, "{sum:?}");
+    let snap = trail_store::Store::open(&store)
+        .unwrap()
+        .snapshot()
+        .unwrap();
+    assert_eq!(snap.total_rows(), 240);
+    assert_eq!(snap.files.len(), 2);
+    for (entry, path) in &snap.files {
+        if entry.path == old_entry.path {
+            // Left as it was.
+            assert!(!is_sorted_as_stored(declared(path).as_deref()));
+        } else {
+            assert_eq!(entry.rows, 200);
+            assert!(in_order(path), "merged file out of order");
+            assert!(is_sorted_as_stored(declared(path).as_deref()));
+        }
+    }
+    assert_eq!(
+        read_all(&store).iter().map(|b| b.num_rows()).sum::<usize>(),
+        240
+    );
+}
