@@ -176,3 +176,77 @@ impl ObjectStore for InlineLocalFs {
         self.inner.copy_opts(from, to, options).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use object_store::ObjectStoreExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn ranges_read_inline_and_the_rest_delegates() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f.bin");
+        let data: Vec<u8> = (0..=255u8).cycle().take(10_000).collect();
+        std::fs::write(&file, &data).unwrap();
+        let fs = InlineLocalFs::new();
+        let loc = Path::from_absolute_path(&file).unwrap();
+
+        let got = fs
+            .get_ranges(&loc, &[0..10, 5000..5100, 9990..10_000])
+            .await
+            .unwrap();
+        assert_eq!(got[0].as_ref(), &data[0..10]);
+        assert_eq!(got[1].as_ref(), &data[5000..5100]);
+        assert_eq!(got[2].as_ref(), &data[9990..10_000]);
+        assert_eq!(
+            fs.get_range(&loc, 100..200).await.unwrap().as_ref(),
+            &data[100..200]
+        );
+        // Suffix ranges, as the footer is read.
+        let r = fs
+            .get_opts(
+                &loc,
+                GetOptions::default().with_range(Some(object_store::GetRange::Suffix(8))),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.range, 9992..10_000);
+        assert_eq!(r.meta.size, 10_000);
+        assert_eq!(r.bytes().await.unwrap().as_ref(), &data[9992..]);
+        // Metadata, whole reads and listings are LocalFileSystem's.
+        assert_eq!(fs.head(&loc).await.unwrap().size, 10_000);
+        assert_eq!(
+            fs.get(&loc).await.unwrap().bytes().await.unwrap().len(),
+            10_000
+        );
+        let dir_loc = Path::from_absolute_path(dir.path()).unwrap();
+        assert_eq!(
+            fs.list_with_delimiter(Some(&dir_loc))
+                .await
+                .unwrap()
+                .objects
+                .len(),
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn a_range_past_the_end_or_a_missing_file_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f.bin");
+        std::fs::write(&file, b"short").unwrap();
+        let fs = InlineLocalFs::new();
+        let loc = Path::from_absolute_path(&file).unwrap();
+        let e = fs
+            .get_ranges(&loc, &[0..100])
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("shorter than the range"), "{e}");
+        let gone = Path::from_absolute_path(dir.path().join("gone.bin")).unwrap();
+        let e = fs.get_ranges(&gone, &[0..1]).await.unwrap_err();
+        assert!(matches!(e, object_store::Error::NotFound { .. }), "{e}");
+    }
+}
