@@ -180,6 +180,8 @@ impl ObjectStore for InlineLocalFs {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+    // A one-range slice is a list of one byte range, not a range of values.
+    #![allow(clippy::single_range_in_vec_init)]
     use object_store::ObjectStoreExt;
 
     use super::*;
