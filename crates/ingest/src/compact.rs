@@ -9,7 +9,6 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashSet};
 use std::path::PathBuf;
-
 use std::rc::Rc;
 
 use arrow::array::RecordBatch;
@@ -102,7 +101,8 @@ impl Cursor {
     }
 }
 
-/// Merge files in the store's row order into batches in that order of at most `out_rows` rows, handing each to `sink`.
+/// Merge files in the store's row order into batches of at most `out_rows` rows in that order,
+/// handing each to `sink`.
 fn merge_sorted(
     paths: &[PathBuf],
     out_rows: usize,
