@@ -59,10 +59,11 @@ pub struct CompactSummary {
 struct Cursor {
     reader: ParquetRecordBatchReader,
     batch: Option<RecordBatch>,
+    /// The sort key of each row of `batch`, read once per batch; a run of equal names shares
+    /// one allocation.
+    keys: Vec<(Option<Rc<str>>, i64)>,
     row: usize,
     path: PathBuf,
-    /// The name of the last key taken, shared by the keys of its run of rows.
-    name: Option<Rc<str>>,
 }
 
 /// A row's place in the merge: its sort key, then its input.
@@ -71,33 +72,36 @@ type HeapKey = (Option<Rc<str>>, i64, usize);
 impl Cursor {
     fn advance_batch(&mut self) -> Result<bool> {
         self.row = 0;
+        self.keys.clear();
         self.batch = match self.reader.next() {
             Some(b) => Some(b.map_err(|e| IngestError::arrow(self.path.display().to_string(), e))?),
             None => None,
         };
-        Ok(self.batch.is_some())
-    }
-
-    /// The current row's key; `i` is this cursor's index. A name equal to the previous row's
-    /// reuses its allocation.
-    fn key(&mut self, i: usize) -> Result<Option<HeapKey>> {
         let Some(b) = self.batch.as_ref() else {
-            return Ok(None);
+            return Ok(false);
         };
         let sk = SortKey::new(b).ok_or_else(|| {
             IngestError::Internal(format!("{} lacks eventName/eventTime", self.path.display()))
         })?;
-        let (name, time) = sk.key(self.row);
-        let name = match (name, &self.name) {
-            (None, _) => None,
-            (Some(n), Some(last)) if **last == *n => Some(last.clone()),
-            (Some(n), _) => {
-                let n: Rc<str> = Rc::from(n);
-                self.name = Some(n.clone());
-                Some(n)
-            }
-        };
-        Ok(Some((name, time, i)))
+        let mut last: Option<Rc<str>> = None;
+        for r in 0..b.num_rows() {
+            let (name, time) = sk.key(r);
+            let name = match (name, &last) {
+                (None, _) => None,
+                (Some(n), Some(l)) if **l == *n => Some(l.clone()),
+                (Some(n), _) => {
+                    last = Some(Rc::from(n));
+                    last.clone()
+                }
+            };
+            self.keys.push((name, time));
+        }
+        Ok(true)
+    }
+
+    /// The current row's key; `i` is this cursor's index.
+    fn key(&self, i: usize) -> Option<HeapKey> {
+        self.keys.get(self.row).map(|(n, t)| (n.clone(), *t, i))
     }
 }
 
@@ -116,17 +120,17 @@ fn merge_sorted(
         let mut c = Cursor {
             reader: open_columns_batched(p, &[], batch_rows)?,
             batch: None,
+            keys: Vec::new(),
             row: 0,
             path: p.clone(),
-            name: None,
         };
         if c.advance_batch()? {
             cursors.push(c);
         }
     }
     let mut heap: BinaryHeap<Reverse<HeapKey>> = BinaryHeap::with_capacity(cursors.len());
-    for (i, c) in cursors.iter_mut().enumerate() {
-        if let Some(k) = c.key(i)? {
+    for (i, c) in cursors.iter().enumerate() {
+        if let Some(k) = c.key(i) {
             heap.push(Reverse(k));
         }
     }
@@ -170,11 +174,11 @@ fn merge_sorted(
         if exhausted {
             slot[i] = None;
             if c.advance_batch()?
-                && let Some(k) = c.key(i)?
+                && let Some(k) = c.key(i)
             {
                 heap.push(Reverse(k));
             }
-        } else if let Some(k) = c.key(i)? {
+        } else if let Some(k) = c.key(i) {
             heap.push(Reverse(k));
         }
         if picks.len() >= out_rows {

@@ -38,6 +38,7 @@ use datafusion::datasource::listing::{
 use datafusion::error::DataFusionError;
 use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
+use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
@@ -223,7 +224,7 @@ impl Engine {
         let runtime = runtime.build_arc()?;
         // Read local files where they are asked for, not on tokio's blocking pool.
         runtime.register_object_store(
-            localfs::url().as_ref(),
+            ObjectStoreUrl::local_filesystem().as_ref(),
             Arc::new(localfs::InlineLocalFs::new()),
         );
         let state = SessionStateBuilder::new()

@@ -16,7 +16,6 @@ use std::path::Path as FsPath;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use datafusion::execution::object_store::ObjectStoreUrl;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use object_store::local::LocalFileSystem;
@@ -25,11 +24,6 @@ use object_store::{
     CopyOptions, GetOptions, GetResult, GetResultPayload, ListResult, MultipartUpload, ObjectMeta,
     ObjectStore, PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
 };
-
-/// The URL DataFusion resolves `file://` paths with.
-pub fn url() -> ObjectStoreUrl {
-    ObjectStoreUrl::local_filesystem()
-}
 
 /// A [`LocalFileSystem`] whose ranged reads run inline.
 #[derive(Debug, Default)]
