@@ -7,7 +7,7 @@ use anyhow::Result;
 use futures::StreamExt;
 use trail_query::{Engine, QueryError};
 
-use crate::display::visible;
+use crate::display::{visible, visible_table};
 use crate::render::{Format, Renderer, has_columns};
 
 /// How results are shown.
@@ -32,7 +32,7 @@ impl std::error::Error for Failure {}
 
 /// Explain an error, pointing into the SQL where DataFusion or the parser knows the position.
 pub fn explain(sql: &str, e: &QueryError) -> String {
-    let mut msg = format!("error: {}", visible(&e.to_string()));
+    let mut msg = format!("error: {}", visible_table(&e.to_string()));
     let mut location: Option<(usize, usize)> = None;
     if let QueryError::DataFusion(df) = e
         && let Some(span) = df.diagnostic().and_then(|d| d.span)

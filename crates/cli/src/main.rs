@@ -1,22 +1,25 @@
 //! `trail`: an embedded analytical query engine for cloud audit events.
 //!
-//! The binary parses arguments, calls the library crates and prints. Exit codes: 0 success,
-//! 1 error, 2 usage error, 3 the command succeeded but quarantined bad records.
+//! The binary parses arguments ([`args`]), calls the library crates and prints. Exit codes:
+//! 0 success, 1 error, 2 usage error, 3 the command succeeded but quarantined bad records.
 
+mod args;
 mod display;
 mod exec;
 mod render;
 mod repl;
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches};
 
+use args::{Cli, Command, InsightCommand};
 use display::{human_bytes, visible};
 
 #[global_allocator]
@@ -24,481 +27,244 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Exit code when records were quarantined.
 const EXIT_QUARANTINED: u8 = 3;
-
-#[derive(Parser)]
-#[command(
-    name = "trail",
-    version,
-    about = "SQL over your cloud audit events (ActionTrail, CloudTrail)"
-)]
-struct Cli {
-    /// The store directory.
-    #[arg(
-        long,
-        global = true,
-        env = "TRAIL_STORE",
-        default_value = "trail-store"
-    )]
-    store: PathBuf,
-    /// Memory limit for queries (e.g. 512M, 4G); sorts, aggregates and joins spill to disk
-    /// beyond it. Default: no limit.
-    #[arg(long, global = true, env = "TRAIL_MEMORY_LIMIT")]
-    memory_limit: Option<String>,
-    /// A directory of your own saved queries (`*.sql`), added to the built-in library.
-    #[arg(long = "queries", global = true, env = "TRAIL_QUERIES")]
-    queries_dir: Option<PathBuf>,
-    /// With no command, trail opens the interactive SQL shell.
-    #[command(subcommand)]
-    command: Option<Command>,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Ingest event files (JSON, NDJSON, gzip; files, directories, `-` for stdin).
-    Ingest(IngestArgs),
-    /// Merge small files of each partition (also done automatically after ingest).
-    Compact(CompactArgs),
-    /// Show what the store holds: partitions, files, events, time range.
-    Info {
-        /// Print as JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Run SQL against the store.
-    Sql(SqlArgs),
-    /// The interactive SQL shell (also what `trail` alone opens).
-    Repl {
-        #[arg(long, value_enum, default_value = "table")]
-        format: render::Format,
-    },
-    /// List the saved analyses, or show one (its parameters and SQL).
-    Queries {
-        /// Show this query in full.
-        name: Option<String>,
-        /// Print as JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Run a saved analysis.
-    Run(RunArgs),
-    /// Look events up by attribute, like the LookupEvents API, on the local store.
-    Lookup(LookupArgs),
-    /// Find insight events: unusual source IPs per identity, unusual API call and error rates.
-    #[command(subcommand)]
-    Insight(InsightCommand),
-    /// Generate realistic ActionTrail events (a delivery tree) for tests and benchmarks.
-    Gen(GenArgs),
-}
-
-#[derive(Subcommand)]
-enum InsightCommand {
-    /// IpInsight: operations of an identity from a source IP unusual for it.
-    Ip(IpArgs),
-    /// ApiCallRateInsight and ApiErrorRateInsight: write-call and error rates per minute far
-    /// above their baseline, per account, region and event name.
-    Rate(RateArgs),
-    /// Write every stored insight as NDJSON under DIR in the
-    /// `Actiontrail-Insight/<region>/<YYYY>/<MM>/<DD>/` layout.
-    Export {
-        /// Where to write.
-        #[arg(long)]
-        out: PathBuf,
-        #[arg(long)]
-        since: Option<chrono::NaiveDate>,
-        #[arg(long)]
-        until: Option<chrono::NaiveDate>,
-    },
-}
-
-#[derive(Args)]
-struct InsightRunArgs {
-    /// First day to judge (YYYY-MM-DD). Default: the last day judged before (again, since it
-    /// may have grown), or the store's first day.
-    #[arg(long)]
-    since: Option<chrono::NaiveDate>,
-    /// Last day to judge. Default: the store's last day.
-    #[arg(long)]
-    until: Option<chrono::NaiveDate>,
-    /// Replay history day by day from --since (default: the store's first day), as if the job
-    /// had run every day; findings already stored are not written twice.
-    #[arg(long)]
-    backtest: bool,
-    /// Report findings without writing them to the store.
-    #[arg(long)]
-    dry_run: bool,
-    /// Print the report as JSON (findings as insight records).
-    #[arg(long)]
-    json: bool,
-    /// Most findings listed (all are written).
-    #[arg(long, default_value_t = 40)]
-    max_rows: usize,
-}
-
-#[derive(Args)]
-struct IpArgs {
-    #[command(flatten)]
-    run: InsightRunArgs,
-    /// Days of history an identity's usual IPs are learned from.
-    #[arg(long, default_value_t = 14)]
-    baseline_days: u32,
-    /// Active days an identity needs in the baseline to be judged on its own (else its
-    /// account's baseline is used).
-    #[arg(long, default_value_t = 3)]
-    min_history_days: u32,
-    /// Events an identity needs in the baseline to be judged on its own.
-    #[arg(long, default_value_t = 20)]
-    min_history_events: u64,
-    /// An IPv4 address in the same /N network as a usual IP is near, not unusual (32: off).
-    #[arg(long, default_value_t = 24)]
-    near_v4: u8,
-    /// An IPv6 address in the same /N network as a usual IP is near, not unusual (128: off).
-    #[arg(long, default_value_t = 64)]
-    near_v6: u8,
-    /// Unusual operations less than this many minutes apart form one insight.
-    #[arg(long, default_value_t = 60)]
-    gap_minutes: i64,
-    /// IPs or CIDRs never reported, comma-separated (may be repeated).
-    #[arg(long, value_delimiter = ',')]
-    whitelist: Vec<String>,
-    /// A file of IPs or CIDRs never reported, one per line (`#` comments).
-    #[arg(long)]
-    whitelist_file: Vec<PathBuf>,
-}
-
-#[derive(Args)]
-struct RateArgs {
-    #[command(flatten)]
-    run: InsightRunArgs,
-    /// Days before a minute's day its baseline mean is learned from.
-    #[arg(long, default_value_t = 7)]
-    baseline_days: u32,
-    /// Days before a minute's day its baseline deviation is learned from.
-    #[arg(long, default_value_t = 28)]
-    learn_days: u32,
-    /// Days of store history needed before a day is judged.
-    #[arg(long, default_value_t = 7)]
-    min_history_days: u32,
-    /// A minute is unusual above mean + this many standard deviations...
-    #[arg(long, default_value_t = 6.0)]
-    sigmas: f64,
-    /// ...and with at least this many calls.
-    #[arg(long, default_value_t = 10)]
-    min_per_minute: u64,
-    /// Unusual minutes at most this many minutes apart form one insight.
-    #[arg(long, default_value_t = 5)]
-    gap_minutes: i64,
-}
-
-#[derive(Args)]
-struct IngestArgs {
-    /// Files or directories to ingest; `-` reads standard input.
-    #[arg(required = true)]
-    paths: Vec<PathBuf>,
-    /// Print the summary as JSON.
-    #[arg(long, env = "TRAIL_JSON")]
-    json: bool,
-    /// Fail at once if another trail process is writing the store, instead of waiting.
-    #[arg(long, env = "TRAIL_NO_WAIT")]
-    no_wait: bool,
-    /// Decoder threads (0: one per core).
-    #[arg(long, env = "TRAIL_THREADS", default_value_t = 0)]
-    threads: usize,
-    /// MiB of decoded events buffered before a partition is written out.
-    #[arg(long, env = "TRAIL_MEMORY_BUDGET_MB", default_value_t = 160)]
-    memory_budget_mb: usize,
-    /// Records larger than this many bytes are quarantined.
-    #[arg(long, env = "TRAIL_MAX_RECORD_BYTES", default_value_t = 16 << 20)]
-    max_record_bytes: usize,
-    /// When a record has no eventTime, use Logstash's `@timestamp` instead of quarantining it.
-    #[arg(long, env = "TRAIL_EVENT_TIME_FALLBACK")]
-    event_time_fallback: bool,
-    /// Do not compact the partitions this ingest touched.
-    #[arg(long, env = "TRAIL_NO_COMPACT")]
-    no_compact: bool,
-    /// Show no progress bar even on a terminal.
-    #[arg(long, short)]
-    quiet: bool,
-}
-
-#[derive(Args)]
-struct CompactArgs {
-    /// Compact a partition once it has at least this many small files.
-    #[arg(long, default_value_t = 2)]
-    min_files: usize,
-    /// Fail at once if another trail process is writing the store.
-    #[arg(long)]
-    no_wait: bool,
-    /// Print the summary as JSON.
-    #[arg(long)]
-    json: bool,
-}
-
-#[derive(Args)]
-struct OutputArgs {
-    /// Output format.
-    #[arg(long, value_enum, default_value = "table")]
-    format: render::Format,
-    /// Show at most this many rows of a result (default: all).
-    #[arg(long)]
-    max_rows: Option<usize>,
-    /// Print how long each statement took.
-    #[arg(long)]
-    timing: bool,
-}
-
-#[derive(Args)]
-struct SqlArgs {
-    /// The SQL to run.
-    #[arg(short = 'c', long = "command", conflicts_with = "file")]
-    command: Option<String>,
-    /// A file of SQL to run (`-` reads standard input).
-    #[arg(short = 'f', long)]
-    file: Option<PathBuf>,
-    #[command(flatten)]
-    output: OutputArgs,
-}
-
-#[derive(Args)]
-struct RunArgs {
-    /// The saved query (`trail queries` lists them).
-    name: String,
-    /// A parameter, `name=value` (repeatable).
-    #[arg(long = "param", short = 'p')]
-    params: Vec<String>,
-    /// Print the SQL that would run instead of running it.
-    #[arg(long)]
-    print_sql: bool,
-    #[command(flatten)]
-    output: OutputArgs,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum LookupDirection {
-    Forward,
-    Backward,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum LookupOutput {
-    Json,
-    Table,
-}
-
-#[derive(Args)]
-struct LookupArgs {
-    /// `Key=Value`; keys: ServiceName, EventName, User, EventId, ResourceType, ResourceName,
-    /// EventRW, EventAccessKeyId, SourceIpAddress, EventType, RoleName. Repeatable: different
-    /// keys must all match, values of one key any.
-    #[arg(long = "attr", short = 'a')]
-    attrs: Vec<String>,
-    /// Events at or after this time (RFC 3339 or YYYY-MM-DD, UTC).
-    #[arg(long)]
-    start: Option<String>,
-    /// Events before this time (RFC 3339 or YYYY-MM-DD, UTC).
-    #[arg(long)]
-    end: Option<String>,
-    /// Events per page.
-    #[arg(long, default_value_t = 50)]
-    max_results: usize,
-    /// The token printed by the previous page.
-    #[arg(long)]
-    next_token: Option<String>,
-    /// `backward`: newest first (the vendor's order); `forward`: oldest first.
-    #[arg(long, value_enum, default_value = "backward")]
-    direction: LookupDirection,
-    /// `json`: the original records with the next token; `table`: a summary line per event.
-    #[arg(long, value_enum, default_value = "table")]
-    output: LookupOutput,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum GenFormat {
-    Array,
-    Ndjson,
-    Records,
-}
-
-#[derive(Args)]
-struct GenArgs {
-    /// Where to write the delivery tree.
-    #[arg(long)]
-    out: PathBuf,
-    #[arg(long, default_value_t = 10_000)]
-    events: u64,
-    #[arg(long, default_value_t = 42)]
-    seed: u64,
-    #[arg(long, default_value_t = 30)]
-    days: u32,
-    #[arg(long, default_value_t = 16)]
-    regions: usize,
-    #[arg(long, value_enum, default_value = "array")]
-    format: GenFormat,
-    /// Inject this many labelled anomalies of each kind (new IP, new network, write burst,
-    /// error storm, and the nearby and whitelisted IPs that must raise nothing).
-    #[arg(long, default_value_t = 0)]
-    anomalies: u32,
-    /// Write the labels of the injected anomalies to this file (a JSON array).
-    #[arg(long)]
-    labels: Option<PathBuf>,
-    /// Print what was written as JSON.
-    #[arg(long)]
-    json: bool,
-}
+/// Exit code of a usage error (as clap's own).
+const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
-    // `trail sql ... | head` must end quietly: restore the default SIGPIPE-as-EOF handling by
-    // treating broken-pipe write errors as success below.
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    check_leading_options(&cli, &matches);
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("TRAIL_LOG"))
         .with_writer(std::io::stderr)
         .init();
     match run(cli) {
         Ok(code) => code,
-        Err(e) => {
-            if e.chain().any(|c| {
-                c.downcast_ref::<std::io::Error>()
-                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-            }) {
-                return ExitCode::SUCCESS;
+        Err(e) => report(&e),
+    }
+}
+
+/// Print an error and choose its exit code. A closed pipe (`trail sql ... | head`) is success.
+fn report(e: &anyhow::Error) -> ExitCode {
+    if e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    }) {
+        return ExitCode::SUCCESS;
+    }
+    if let Some(f) = e.downcast_ref::<exec::Failure>() {
+        eprintln!("{}", display::visible_table(&f.0));
+        return ExitCode::FAILURE;
+    }
+    // Each cause once: library errors do not repeat their source in their message, and a
+    // cause whose text the message already holds is not printed again.
+    let mut msg = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !msg.contains(&text) {
+            if !msg.is_empty() {
+                msg.push_str(": ");
             }
-            let mut msg = format!("error: {e}");
-            for cause in e.chain().skip(1) {
-                msg.push_str(&format!("\n  caused by: {cause}"));
-            }
-            eprintln!("{}", display::visible_table(&msg));
-            ExitCode::FAILURE
+            msg.push_str(&text);
         }
+    }
+    eprintln!("error: {}", visible(&msg));
+    if is_usage(e) {
+        ExitCode::from(EXIT_USAGE)
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Whether an error is the user's invocation being wrong (a saved query or parameter that
+/// does not exist, a whitelist line that is not a CIDR): exit code 2.
+fn is_usage(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<trail_query::QueryError>(),
+            Some(trail_query::QueryError::Usage(_))
+        ) || matches!(
+            c.downcast_ref::<trail_insight::InsightError>(),
+            Some(trail_insight::InsightError::Usage(_))
+        )
+    })
+}
+
+/// Options written before the command apply to it where it takes them, and are ignored where
+/// it does not (`alias trail='trail --store ~/audit'` keeps `trail gen` working). One that the
+/// command has with another meaning (`trail --threads 4 ingest`, where `--threads` counts
+/// decoder threads) is a usage error, not something silently ignored.
+fn check_leading_options(cli: &Cli, matches: &clap::ArgMatches) {
+    let Some(command) = &cli.command else {
+        return;
+    };
+    let given = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
+    let takes = [
+        ("store", "store", command.store_arg().is_some()),
+        (
+            "memory_limit",
+            "memory-limit",
+            command.query_args().is_some(),
+        ),
+        ("query_threads", "threads", command.query_args().is_some()),
+        ("queries_dir", "queries", command.queries_arg().is_some()),
+    ];
+    let mut leaf = Cli::command();
+    for name in command.name().split(' ') {
+        match leaf.find_subcommand(name) {
+            Some(sub) => leaf = sub.clone(),
+            None => return,
+        }
+    }
+    for (id, long, takes_it) in takes {
+        if given(id) && !takes_it && leaf.get_arguments().any(|a| a.get_long() == Some(long)) {
+            Cli::command()
+                .error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    format!(
+                        "--{long} before `{}` means something else there; write it after the command",
+                        command.name()
+                    ),
+                )
+                .exit();
+        }
+    }
+}
+
+/// What a command runs against, after options on the command and before it are merged (the
+/// command's own win, then those before it, then the environment, then defaults).
+struct Setup {
+    store: PathBuf,
+    engine: trail_query::EngineOptions,
+    queries_dir: Option<PathBuf>,
+}
+
+impl Setup {
+    fn new(cli: &Cli) -> Setup {
+        let cmd = cli.command.as_ref();
+        let store = cmd
+            .and_then(|c| c.store_arg())
+            .and_then(|s| s.store.clone())
+            .or_else(|| cli.store.clone())
+            .unwrap_or_else(|| PathBuf::from(args::DEFAULT_STORE));
+        let q = cmd.and_then(|c| c.query_args());
+        let memory_limit = q.and_then(|q| q.memory_limit).or(cli.engine.memory_limit);
+        let threads = q
+            .and_then(|q| q.query_threads)
+            .or(cli.engine.query_threads)
+            .map_or(0, usize::from);
+        let queries_dir = cmd
+            .and_then(|c| c.queries_arg())
+            .and_then(|q| q.queries_dir.clone())
+            .or_else(|| cli.library.queries_dir.clone());
+        Setup {
+            store,
+            engine: trail_query::EngineOptions {
+                memory_limit,
+                threads,
+            },
+            queries_dir,
+        }
+    }
+
+    /// A runtime with the query worker threads asked for.
+    fn runtime(&self) -> Result<tokio::runtime::Runtime> {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        if self.engine.threads > 0 {
+            b.worker_threads(self.engine.threads);
+        }
+        Ok(b.enable_all().build()?)
+    }
+
+    async fn engine(&self) -> Result<trail_query::Engine> {
+        Ok(trail_query::Engine::open(&self.store, self.engine.clone()).await?)
+    }
+
+    fn library(&self) -> Result<trail_query::saved::Library> {
+        Ok(trail_query::saved::Library::load(
+            self.queries_dir.as_deref(),
+        )?)
     }
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
-    let query = QueryOpts {
-        memory_limit: cli.memory_limit.clone(),
-        queries_dir: cli.queries_dir.clone(),
+    let setup = Setup::new(&cli);
+    let Some(command) = cli.command else {
+        return repl(&setup, render::Format::Table);
     };
-    match cli.command {
-        Some(Command::Ingest(args)) => ingest(&cli.store, args),
-        Some(Command::Compact(args)) => compact(&cli.store, args),
-        Some(Command::Info { json }) => info(&cli.store, json),
-        Some(Command::Sql(args)) => sql(&cli.store, &query, args),
-        Some(Command::Repl { format }) => repl(&cli.store, &query, format),
-        None => repl(&cli.store, &query, render::Format::Table),
-        Some(Command::Queries { name, json }) => queries(&query, name, json),
-        Some(Command::Run(args)) => run_saved(&cli.store, &query, args),
-        Some(Command::Lookup(args)) => lookup(&cli.store, &query, args),
-        Some(Command::Insight(cmd)) => insight(&cli.store, &query, cmd),
-        Some(Command::Gen(args)) => gen_events(args),
+    match command {
+        Command::Ingest(a) => ingest(&setup.store, a),
+        Command::Compact(a) => compact(&setup.store, a),
+        Command::Info(a) => info(&setup.store, a.json),
+        Command::Sql(a) => sql(&setup, a),
+        Command::Repl(a) => repl(&setup, a.format),
+        Command::Queries(a) => queries(&setup, a),
+        Command::Run(a) => run_saved(&setup, a),
+        Command::Lookup(a) => lookup(&setup, a),
+        Command::Insight(c) => insight(&setup, c),
+        Command::Gen(a) => gen_events(a),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "trail", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man { out } => man(&out),
     }
 }
 
-/// Options every query command shares.
-struct QueryOpts {
-    memory_limit: Option<String>,
-    queries_dir: Option<PathBuf>,
-}
-
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?)
-}
-
-async fn open_engine(store: &std::path::Path, q: &QueryOpts) -> Result<trail_query::Engine> {
-    if !store.join("_trail").is_dir() {
-        anyhow::bail!(
-            "{} is not a trail store; ingest events first (`trail ingest --store {} PATH`) or \
-             point --store / TRAIL_STORE at one",
-            visible(&store.display().to_string()),
-            visible(&store.display().to_string())
-        );
-    }
-    let memory_limit = q
-        .memory_limit
-        .as_deref()
-        .map(trail_query::parse_memory_size)
-        .transpose()?;
-    Ok(trail_query::Engine::open(
-        store,
-        trail_query::EngineOptions {
-            memory_limit,
-            threads: 0,
-        },
-    )
-    .await?)
-}
-
-fn library(q: &QueryOpts) -> Result<trail_query::saved::Library> {
-    Ok(trail_query::saved::Library::load(q.queries_dir.as_deref())?)
-}
-
-fn settings(o: &OutputArgs) -> exec::Settings {
-    exec::Settings {
+/// Run SQL, printing results to stdout and a failed statement to stderr (exit 1).
+fn run_printed(setup: &Setup, sql: &str, o: &args::OutputArgs) -> Result<ExitCode> {
+    let settings = exec::Settings {
         format: o.format,
         max_rows: o.max_rows,
         timing: o.timing,
-    }
-}
-
-/// Run SQL, printing results to stdout and a failure to stderr (exit 1).
-fn run_printed(
-    store: &std::path::Path,
-    q: &QueryOpts,
-    sql: &str,
-    o: &OutputArgs,
-) -> Result<ExitCode> {
-    runtime()?.block_on(async {
-        let engine = open_engine(store, q).await?;
+    };
+    setup.runtime()?.block_on(async {
+        let engine = setup.engine().await?;
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-        match exec::run_sql(&engine, sql, &settings(o), &mut out).await {
-            Ok(()) => {
-                out.flush()?;
-                Ok(ExitCode::SUCCESS)
-            }
-            Err(e) => {
-                let _ = out.flush();
-                if let Some(f) = e.downcast_ref::<exec::Failure>() {
-                    eprintln!("{}", display::visible_table(&f.0));
-                    Ok(ExitCode::FAILURE)
-                } else {
-                    Err(e)
-                }
-            }
-        }
+        let result = exec::run_sql(&engine, sql, &settings, &mut out).await;
+        out.flush()?;
+        result?;
+        Ok(ExitCode::SUCCESS)
     })
 }
 
-fn repl(store: &std::path::Path, q: &QueryOpts, format: render::Format) -> Result<ExitCode> {
-    let lib = library(q)?;
-    runtime()?.block_on(async {
-        let engine = open_engine(store, q).await?;
-        repl::run(&engine, &lib, format).await
-    })?;
-    Ok(ExitCode::SUCCESS)
+fn repl(setup: &Setup, format: render::Format) -> Result<ExitCode> {
+    let lib = setup.library()?;
+    setup
+        .runtime()?
+        .block_on(async { repl::run(&setup.engine().await?, &lib, format).await })
 }
 
-fn queries(q: &QueryOpts, name: Option<String>, json: bool) -> Result<ExitCode> {
-    let lib = library(q)?;
-    let list: Vec<&trail_query::saved::SavedQuery> = match &name {
+fn sql(setup: &Setup, a: args::SqlArgs) -> Result<ExitCode> {
+    let text = match (a.command, a.file) {
+        (Some(c), _) => c,
+        (None, Some(f)) if f.as_os_str() == "-" => {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
+            s
+        }
+        (None, Some(f)) => {
+            std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?
+        }
+        // clap requires one of -c and -f.
+        (None, None) => String::new(),
+    };
+    run_printed(setup, &text, &a.output)
+}
+
+fn queries(setup: &Setup, a: args::QueriesArgs) -> Result<ExitCode> {
+    let lib = setup.library()?;
+    let list: Vec<&trail_query::saved::SavedQuery> = match &a.name {
         Some(n) => vec![lib.get(n)?],
         None => lib.iter().collect(),
     };
     let mut out = std::io::stdout().lock();
-    if json {
-        let v: Vec<serde_json::Value> = list
-            .iter()
-            .map(|q| {
-                serde_json::json!({
-                    "name": q.name, "title": q.title, "description": q.description,
-                    "tactic": q.tactic, "sql": q.sql,
-                    "params": q.params.iter().map(|p| serde_json::json!({"name": p.name, "default": p.default, "help": p.help, "required": p.default.is_none()})).collect::<Vec<_>>(),
-                })
-            })
-            .collect();
+    if a.json {
+        let v: Vec<serde_json::Value> = list.iter().map(|q| q.to_json()).collect();
         writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
         return Ok(ExitCode::SUCCESS);
     }
-    if name.is_some() {
+    if a.name.is_some() {
         for q in list {
             writeln!(out, "{}: {}", q.name, q.title)?;
             writeln!(out, "  {}", q.description)?;
@@ -516,16 +282,7 @@ fn queries(q: &QueryOpts, name: Option<String>, json: bool) -> Result<ExitCode> 
         return Ok(ExitCode::SUCCESS);
     }
     for q in list {
-        writeln!(
-            out,
-            "{:<36} {}{}",
-            q.name,
-            q.title,
-            q.tactic
-                .as_deref()
-                .map(|t| format!("  [{t}]"))
-                .unwrap_or_default()
-        )?;
+        writeln!(out, "{:<36} {}{}", q.name, q.title, tactic(q))?;
     }
     writeln!(
         out,
@@ -534,135 +291,88 @@ fn queries(q: &QueryOpts, name: Option<String>, json: bool) -> Result<ExitCode> 
     Ok(ExitCode::SUCCESS)
 }
 
-fn run_saved(store: &std::path::Path, q: &QueryOpts, args: RunArgs) -> Result<ExitCode> {
-    let lib = library(q)?;
-    let saved = lib.get(&args.name)?;
-    let params = trail_query::saved::parse_params(&args.params)?;
-    let sql = saved.bind(&params)?;
-    if args.print_sql {
+/// `  [TA0001 Initial Access]`, or nothing.
+fn tactic(q: &trail_query::saved::SavedQuery) -> String {
+    q.tactic
+        .as_deref()
+        .map(|t| format!("  [{t}]"))
+        .unwrap_or_default()
+}
+
+fn run_saved(setup: &Setup, a: args::RunArgs) -> Result<ExitCode> {
+    let lib = setup.library()?;
+    let sql = lib.get(&a.name)?.bind(&a.params.into_iter().collect())?;
+    if a.print_sql {
         println!("{sql};");
         return Ok(ExitCode::SUCCESS);
     }
-    run_printed(store, q, &sql, &args.output)
+    run_printed(setup, &sql, &a.output)
 }
 
-/// Parse a user time: RFC 3339, or a date (midnight UTC), or `YYYY-MM-DD HH:MM:SS` (UTC).
-fn parse_user_time(s: &str) -> Result<i64> {
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-        return Ok(t.timestamp_micros());
-    }
-    if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S") {
-        return Ok(t.and_utc().timestamp_micros());
-    }
-    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        && let Some(t) = d.and_hms_opt(0, 0, 0)
-    {
-        return Ok(t.and_utc().timestamp_micros());
-    }
-    anyhow::bail!(
-        "`{}` is not a time; write 2024-05-01, 2024-05-01T08:00:00Z or 2024-05-01 08:00:00 (UTC)",
-        visible(s)
-    )
-}
-
-fn lookup(store: &std::path::Path, q: &QueryOpts, args: LookupArgs) -> Result<ExitCode> {
-    let mut attributes = Vec::new();
-    for a in &args.attrs {
-        let (k, v) = a
-            .split_once('=')
-            .with_context(|| format!("--attr `{}` must be Key=Value", visible(a)))?;
-        attributes.push((k.trim().to_owned(), v.to_owned()));
-    }
+fn lookup(setup: &Setup, a: args::LookupArgs) -> Result<ExitCode> {
     let req = trail_query::lookup::LookupRequest {
-        attributes,
-        start_us: args.start.as_deref().map(parse_user_time).transpose()?,
-        end_us: args.end.as_deref().map(parse_user_time).transpose()?,
-        max_results: args.max_results,
-        next_token: args.next_token.clone(),
-        direction: match args.direction {
-            LookupDirection::Forward => trail_query::lookup::Direction::Forward,
-            LookupDirection::Backward => trail_query::lookup::Direction::Backward,
+        attributes: a.attrs,
+        start_us: a.start.map(|t| t.timestamp_micros()),
+        end_us: a.end.map(|t| t.timestamp_micros()),
+        max_results: a.max_results as usize,
+        next_token: a.next_token,
+        direction: match a.direction {
+            args::LookupDirection::Forward => trail_query::lookup::Direction::Forward,
+            args::LookupDirection::Backward => trail_query::lookup::Direction::Backward,
         },
     };
-    runtime()?.block_on(async {
-        let engine = open_engine(store, q).await?;
-        let page = trail_query::lookup::lookup(&engine, &req).await?;
-        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-        match args.output {
-            LookupOutput::Json => {
-                let mut events: Vec<Box<serde_json::value::RawValue>> = Vec::new();
-                for b in &page.batches {
-                    let raw = b.column(b.num_columns() - 1);
-                    let f = datafusion::arrow::util::display::ArrayFormatter::try_new(
-                        raw.as_ref(),
-                        &Default::default(),
-                    )?;
-                    for i in 0..b.num_rows() {
-                        let text = f.value(i).to_string();
-                        let v = serde_json::value::RawValue::from_string(text.clone())
-                            .or_else(|_| serde_json::value::to_raw_value(&text))?;
-                        events.push(v);
-                    }
-                }
-                let doc = serde_json::json!({
-                    "Events": events,
-                    "NextToken": page.next_token,
-                    "StartTime": args.start,
-                    "EndTime": args.end,
-                });
-                writeln!(out, "{}", serde_json::to_string(&doc)?)?;
-            }
-            LookupOutput::Table => {
-                let mut r = render::Renderer::new(&mut out, render::Format::Table, None);
-                let mut started = false;
-                for b in &page.batches {
-                    let b = b.project(&(0..b.num_columns() - 1).collect::<Vec<_>>())?;
-                    if !started {
-                        r.start(b.schema())?;
-                        started = true;
-                    }
-                    r.batch(&b)?;
-                }
-                if started {
-                    r.finish()?;
-                } else {
-                    drop(r);
-                    writeln!(out, "no events match")?;
-                }
-                if let Some(t) = &page.next_token {
-                    writeln!(out, "more events: add --next-token {t}")?;
-                }
+    let page = setup.runtime()?.block_on(async {
+        let engine = setup.engine().await?;
+        Ok::<_, anyhow::Error>(trail_query::lookup::lookup(&engine, &req).await?)
+    })?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    match a.output {
+        args::LookupOutput::Json => {
+            let text = |t: Option<chrono::DateTime<chrono::Utc>>| {
+                t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+            };
+            let doc = page.to_json(text(a.start).as_deref(), text(a.end).as_deref());
+            writeln!(out, "{}", serde_json::to_string(&doc)?)?;
+        }
+        args::LookupOutput::Table if page.events.is_empty() => writeln!(out, "no events match")?,
+        args::LookupOutput::Table => {
+            let batch = page.summary()?;
+            let mut r = render::Renderer::new(&mut out, render::Format::Table, None);
+            r.start(batch.schema())?;
+            r.batch(&batch)?;
+            r.finish()?;
+            if let Some(t) = &page.next_token {
+                writeln!(out, "more events: add --next-token {t}")?;
             }
         }
-        out.flush()?;
-        Ok::<_, anyhow::Error>(())
-    })?;
+    }
+    out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn ingest(store: &std::path::Path, args: IngestArgs) -> Result<ExitCode> {
+fn ingest(store: &Path, a: args::IngestArgs) -> Result<ExitCode> {
     let opts = trail_ingest::IngestOptions {
         normalize: trail_ingest::NormalizeOptions {
-            at_timestamp_fallback: args.event_time_fallback,
+            at_timestamp_fallback: a.event_time_fallback,
         },
-        threads: args.threads,
-        memory_budget: args.memory_budget_mb.max(16) << 20,
-        max_record_bytes: args.max_record_bytes,
-        wait_for_lock: !args.no_wait,
-        compact: (!args.no_compact).then(trail_ingest::CompactOptions::default),
+        threads: usize::from(a.threads),
+        memory_budget: (a.memory_budget_mb as usize) << 20,
+        max_record_bytes: a.max_record_bytes as usize,
+        wait_for_lock: !a.no_wait,
+        compact: (!a.no_compact).then(trail_ingest::CompactOptions::default),
         ..Default::default()
     };
     let progress = Arc::new(trail_ingest::Progress::default());
     let done = Arc::new(AtomicBool::new(false));
-    let show_bar = !args.quiet && !args.json && std::io::stderr().is_terminal();
+    let show_bar = !a.quiet && !a.json && std::io::stderr().is_terminal();
     let ticker = show_bar.then(|| {
         let (progress, done) = (progress.clone(), done.clone());
         std::thread::spawn(move || display::progress_bar(&progress, &done))
     });
-    let result = trail_ingest::ingest(store, &args.paths, &opts, &progress, |holder| {
+    let result = trail_ingest::ingest(store, &a.paths, &opts, &progress, |holder| {
         eprintln!(
             "waiting: store {} is being written by another trail process ({}); use --no-wait to fail instead",
-            store.display(),
+            visible(&store.display().to_string()),
             visible(holder)
         );
     });
@@ -672,74 +382,11 @@ fn ingest(store: &std::path::Path, args: IngestArgs) -> Result<ExitCode> {
     }
     let summary = result.with_context(|| format!("ingest into {} failed", store.display()))?;
     let mut out = std::io::stdout().lock();
-    if args.json {
+    if a.json {
         serde_json::to_writer_pretty(&mut out, &summary)?;
         writeln!(out)?;
     } else {
-        let mut err = std::io::stderr().lock();
-        for bad in summary.errors.iter().take(10) {
-            writeln!(err, "bad record: {}", visible(&bad.to_string()))?;
-        }
-        if summary.quarantined > 10 {
-            writeln!(err, "... and {} more bad records", summary.quarantined - 10)?;
-        }
-        if let Some(q) = &summary.quarantine_file {
-            writeln!(
-                err,
-                "bad records and their errors are kept in {}",
-                visible(q)
-            )?;
-        }
-        writeln!(
-            out,
-            "{} ingested, {} duplicates skipped, {} quarantined ({} files, {}, {:.2}s)",
-            summary.ingested,
-            summary.duplicates,
-            summary.quarantined,
-            summary.files_read,
-            human_bytes(summary.bytes_read),
-            summary.elapsed_secs
-        )?;
-        let count = |r: trail_ingest::source::SkipReason| {
-            summary
-                .skipped_files
-                .iter()
-                .filter(|s| s.reason == r)
-                .count()
-        };
-        let insight_files = count(trail_ingest::source::SkipReason::Insight);
-        let other_files = count(trail_ingest::source::SkipReason::NotEvents);
-        if summary.insight_events + summary.digest_files > 0 || insight_files + other_files > 0 {
-            writeln!(
-                out,
-                "not management events: {} digest files, {} insight files, {} insight events, {} other files skipped",
-                summary.digest_files, insight_files, summary.insight_events, other_files
-            )?;
-        }
-        if summary.ingested == 0 && summary.quarantined == 0 {
-            writeln!(
-                out,
-                "nothing new: the store is unchanged (generation {})",
-                summary.generation
-            )?;
-        } else {
-            writeln!(
-                out,
-                "store {}: generation {}, {} new files in {} partitions{}",
-                visible(&store.display().to_string()),
-                summary.generation,
-                summary.files_written,
-                summary.partitions_written,
-                summary
-                    .compaction
-                    .as_ref()
-                    .map(|c| format!(
-                        "; compacted {} files into {}",
-                        c.files_removed, c.files_written
-                    ))
-                    .unwrap_or_default()
-            )?;
-        }
+        print_ingest(&mut out, store, &summary)?;
     }
     Ok(if summary.quarantined > 0 {
         ExitCode::from(EXIT_QUARANTINED)
@@ -748,16 +395,81 @@ fn ingest(store: &std::path::Path, args: IngestArgs) -> Result<ExitCode> {
     })
 }
 
-fn compact(store: &std::path::Path, args: CompactArgs) -> Result<ExitCode> {
+fn print_ingest(
+    out: &mut dyn Write,
+    store: &Path,
+    summary: &trail_ingest::IngestSummary,
+) -> Result<()> {
+    let mut err = std::io::stderr().lock();
+    for bad in summary.errors.iter().take(10) {
+        writeln!(err, "bad record: {}", visible(&bad.to_string()))?;
+    }
+    if summary.quarantined > 10 {
+        writeln!(err, "... and {} more bad records", summary.quarantined - 10)?;
+    }
+    if let Some(q) = &summary.quarantine_file {
+        writeln!(
+            err,
+            "bad records and their errors are kept in {}",
+            visible(q)
+        )?;
+    }
+    writeln!(
+        out,
+        "{} ingested, {} duplicates skipped, {} quarantined ({} files, {}, {:.2}s)",
+        summary.ingested,
+        summary.duplicates,
+        summary.quarantined,
+        summary.files_read,
+        human_bytes(summary.bytes_read),
+        summary.elapsed_secs
+    )?;
+    let insight_files = summary.skipped(trail_ingest::source::SkipReason::Insight);
+    let other_files = summary.skipped(trail_ingest::source::SkipReason::NotEvents);
+    if summary.insight_events + summary.digest_files > 0 || insight_files + other_files > 0 {
+        writeln!(
+            out,
+            "not management events: {} digest files, {insight_files} insight files, {} insight events, {other_files} other files skipped",
+            summary.digest_files, summary.insight_events
+        )?;
+    }
+    if summary.ingested == 0 && summary.quarantined == 0 {
+        writeln!(
+            out,
+            "nothing new: the store is unchanged (generation {})",
+            summary.generation
+        )?;
+    } else {
+        writeln!(
+            out,
+            "store {}: generation {}, {} new files in {} partitions{}",
+            visible(&store.display().to_string()),
+            summary.generation,
+            summary.files_written,
+            summary.partitions_written,
+            summary
+                .compaction
+                .as_ref()
+                .map(|c| format!(
+                    "; compacted {} files into {}",
+                    c.files_removed, c.files_written
+                ))
+                .unwrap_or_default()
+        )?;
+    }
+    Ok(())
+}
+
+fn compact(store: &Path, a: args::CompactArgs) -> Result<ExitCode> {
     let opts = trail_ingest::CompactOptions {
-        min_files: args.min_files,
+        min_files: a.min_files as usize,
         ..Default::default()
     };
-    let summary = trail_ingest::compact_store(store, &opts, !args.no_wait, |holder| {
+    let summary = trail_ingest::compact_store(store, &opts, !a.no_wait, |holder| {
         eprintln!("waiting for another trail process ({})", visible(holder));
     })?;
     let mut out = std::io::stdout().lock();
-    if args.json {
+    if a.json {
         serde_json::to_writer_pretty(&mut out, &summary)?;
         writeln!(out)?;
     } else if summary.files_removed == 0 {
@@ -772,13 +484,16 @@ fn compact(store: &std::path::Path, args: CompactArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn info(store: &std::path::Path, json: bool) -> Result<ExitCode> {
+fn info(store: &Path, json: bool) -> Result<ExitCode> {
     let store = trail_store::Store::open(store)?;
     let snap = store.snapshot()?;
-    let parts = snap.partitions();
-    let min = snap.files.iter().map(|(f, _)| f.min_time_us).min();
-    let max = snap.files.iter().map(|(f, _)| f.max_time_us).max();
-    let fmt_t = |t: Option<i64>| t.and_then(format_time).unwrap_or_else(|| "-".to_owned());
+    let range = snap.time_range();
+    let fmt_t = |t: Option<i64>| {
+        t.and_then(chrono::DateTime::from_timestamp_micros)
+            .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+            .unwrap_or_else(|| "-".to_owned())
+    };
+    let (first, last) = (fmt_t(range.map(|r| r.0)), fmt_t(range.map(|r| r.1)));
     let mut out = std::io::stdout().lock();
     if json {
         let v = serde_json::json!({
@@ -787,9 +502,9 @@ fn info(store: &std::path::Path, json: bool) -> Result<ExitCode> {
             "events": snap.total_rows(),
             "files": snap.files.len(),
             "bytes": snap.total_bytes(),
-            "partitions": parts.len(),
-            "first_event": fmt_t(min),
-            "last_event": fmt_t(max),
+            "partitions": snap.partitions().len(),
+            "first_event": first,
+            "last_event": last,
         });
         serde_json::to_writer_pretty(&mut out, &v)?;
         writeln!(out)?;
@@ -808,32 +523,12 @@ fn info(store: &std::path::Path, json: bool) -> Result<ExitCode> {
         snap.files.len(),
         human_bytes(snap.total_bytes())
     )?;
-    writeln!(out, "partitions  {}", parts.len())?;
-    writeln!(out, "time range  {} .. {}", fmt_t(min), fmt_t(max))?;
+    writeln!(out, "partitions  {}", snap.partitions().len())?;
+    writeln!(out, "time range  {first} .. {last}")?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn format_time(us: i64) -> Option<String> {
-    chrono::DateTime::from_timestamp_micros(us).map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
-}
-
-fn sql(store: &std::path::Path, q: &QueryOpts, args: SqlArgs) -> Result<ExitCode> {
-    let text = match (args.command, args.file) {
-        (Some(c), _) => c,
-        (None, Some(f)) if f.as_os_str() == "-" => {
-            let mut s = String::new();
-            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
-            s
-        }
-        (None, Some(f)) => {
-            std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?
-        }
-        (None, None) => anyhow::bail!("give the SQL with -c \"SELECT ...\" or -f FILE"),
-    };
-    run_printed(store, q, &text, &args.output)
-}
-
-fn run_options(a: &InsightRunArgs) -> trail_insight::RunOptions {
+fn run_options(a: &args::InsightRunArgs) -> trail_insight::RunOptions {
     trail_insight::RunOptions {
         since: a.since,
         until: a.until,
@@ -842,73 +537,32 @@ fn run_options(a: &InsightRunArgs) -> trail_insight::RunOptions {
     }
 }
 
-fn insight(store: &std::path::Path, q: &QueryOpts, cmd: InsightCommand) -> Result<ExitCode> {
-    runtime()?.block_on(async {
-        let engine = open_engine(store, q).await?;
-        let st = trail_store::Store::open(store)?;
+fn insight(setup: &Setup, cmd: InsightCommand) -> Result<ExitCode> {
+    setup.runtime()?.block_on(async {
         match cmd {
-            InsightCommand::Export { out, since, until } => {
+            InsightCommand::Export(a) => {
                 let (records, files) =
-                    trail_insight::export_ndjson(store, &out, since, until).await?;
+                    trail_insight::export_ndjson(&setup.store, &a.out, a.since, a.until).await?;
                 println!(
                     "exported {records} insight records in {files} files under {}",
-                    visible(&out.display().to_string())
+                    visible(&a.out.display().to_string())
                 );
                 Ok(ExitCode::SUCCESS)
             }
             InsightCommand::Ip(a) => {
-                let mut whitelist = Vec::new();
-                for item in &a.whitelist {
-                    whitelist.extend(trail_insight::ip::parse_whitelist(item, "--whitelist")?);
-                }
-                for f in &a.whitelist_file {
-                    let text = std::fs::read_to_string(f)
-                        .with_context(|| format!("reading whitelist {}", f.display()))?;
-                    whitelist.extend(trail_insight::ip::parse_whitelist(
-                        &text,
-                        &f.display().to_string(),
-                    )?);
-                }
-                let opts = trail_insight::ip::IpOptions {
+                let job = trail_insight::ip::IpOptions {
                     baseline_days: a.baseline_days,
                     min_history_days: a.min_history_days,
                     min_history_events: a.min_history_events,
                     near_v4: a.near_v4,
                     near_v6: a.near_v6,
                     gap_minutes: a.gap_minutes,
-                    whitelist,
+                    whitelist: trail_insight::ip::load_whitelist(&a.whitelist, &a.whitelist_file)?,
                 };
-                let run = run_options(&a.run);
-                let _guard = lock_for_insights(&st, &run)?;
-                let started = std::time::Instant::now();
-                let report = trail_insight::ip::run(&engine, &st, &opts, &run).await?;
-                let written = trail_insight::persist_run(
-                    &engine,
-                    &st,
-                    &run,
-                    &report.insights,
-                    report.until,
-                    trail_insight::ip::JOB,
-                )
-                .await?;
-                let counts = serde_json::json!({
-                    "events": report.events, "usual": report.usual, "nearby": report.nearby,
-                    "whitelisted": report.whitelisted, "notIp": report.not_ip,
-                    "littleHistory": report.little_history,
-                    "accountBaseline": report.account_baseline, "unusual": report.unusual,
-                });
-                print_insights(
-                    "IpInsight",
-                    &a.run,
-                    (report.since, report.until),
-                    counts,
-                    &report.insights,
-                    written,
-                    started.elapsed(),
-                )
+                run_insight_job(setup, &job, &a.run).await
             }
             InsightCommand::Rate(a) => {
-                let opts = trail_insight::rate::RateOptions {
+                let job = trail_insight::rate::RateOptions {
                     baseline_days: a.baseline_days,
                     learn_days: a.learn_days,
                     min_history_days: a.min_history_days,
@@ -916,88 +570,60 @@ fn insight(store: &std::path::Path, q: &QueryOpts, cmd: InsightCommand) -> Resul
                     min_per_minute: a.min_per_minute,
                     gap_minutes: a.gap_minutes,
                 };
-                let run = run_options(&a.run);
-                let _guard = lock_for_insights(&st, &run)?;
-                let started = std::time::Instant::now();
-                let report = trail_insight::rate::run(&engine, &st, &opts, &run).await?;
-                let written = trail_insight::persist_run(
-                    &engine,
-                    &st,
-                    &run,
-                    &report.insights,
-                    report.until,
-                    trail_insight::rate::JOB,
-                )
-                .await?;
-                let counts = serde_json::json!({
-                    "series": report.series, "unusualMinutes": report.unusual_minutes,
-                });
-                print_insights(
-                    "rate insights",
-                    &a.run,
-                    (report.since, report.until),
-                    counts,
-                    &report.insights,
-                    written,
-                    started.elapsed(),
-                )
+                run_insight_job(setup, &job, &a.run).await
             }
         }
     })
 }
 
-/// Insight runs that write hold the store's writer lock (one writer at a time).
-fn lock_for_insights(
-    st: &trail_store::Store,
-    run: &trail_insight::RunOptions,
-) -> Result<Option<trail_store::WriteGuard>> {
-    if run.dry_run {
-        return Ok(None);
+async fn run_insight_job<J: trail_insight::Job>(
+    setup: &Setup,
+    job: &J,
+    a: &args::InsightRunArgs,
+) -> Result<ExitCode> {
+    let engine = setup.engine().await?;
+    let store = trail_store::Store::open(&setup.store)?;
+    let report = trail_insight::run_job(
+        &engine,
+        &store,
+        job,
+        &run_options(a),
+        !a.no_wait,
+        |holder| {
+            eprintln!(
+                "waiting for the store's writer lock (held by {}); use --no-wait to fail instead",
+                visible(holder)
+            )
+        },
+    )
+    .await?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    if a.json {
+        writeln!(out, "{}", report.to_json())?;
+    } else {
+        print_insights(&mut out, &report, a.max_rows)?;
     }
-    Ok(Some(st.lock(true, |holder| {
-        eprintln!("waiting for the store's writer lock (held by {holder})")
-    })?))
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
 }
 
-fn print_insights(
-    what: &str,
-    a: &InsightRunArgs,
-    range: (Option<chrono::NaiveDate>, Option<chrono::NaiveDate>),
-    counts: serde_json::Value,
-    insights: &[trail_insight::Insight],
-    written: Option<trail_insight::output::Written>,
-    elapsed: std::time::Duration,
-) -> Result<ExitCode> {
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    let day = |d: Option<chrono::NaiveDate>| d.map(|d| d.to_string());
-    if a.json {
-        let records: Vec<serde_json::Value> = insights.iter().flat_map(|i| i.records()).collect();
-        let v = serde_json::json!({
-            "since": day(range.0), "until": day(range.1), "counts": counts,
-            "insights": insights.len(),
-            "written": written.as_ref().map(|w| w.new),
-            "alreadyStored": written.as_ref().map(|w| w.existing),
-            "seconds": elapsed.as_secs_f64(),
-            "records": records,
-        });
-        writeln!(out, "{v}")?;
-        out.flush()?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    let (Some(since), Some(until)) = range else {
+fn print_insights(out: &mut dyn Write, r: &trail_insight::Report, max_rows: usize) -> Result<()> {
+    let f = &r.findings;
+    let (Some(since), Some(until)) = (f.since, f.until) else {
         writeln!(
             out,
-            "{what}: no days to judge (the store is empty, or already judged)"
+            "{}: no days to judge (the store is empty, or already judged)",
+            r.title
         )?;
-        out.flush()?;
-        return Ok(ExitCode::SUCCESS);
+        return Ok(());
     };
     writeln!(
         out,
-        "{what}: judged {since} to {until} in {:.2}s: {} found{}",
-        elapsed.as_secs_f64(),
-        insights.len(),
-        match &written {
+        "{}: judged {since} to {until} in {:.2}s: {} found{}",
+        r.title,
+        r.seconds,
+        f.insights.len(),
+        match &r.written {
             None => " (dry run: nothing written)".to_owned(),
             Some(w) if w.existing > 0 => {
                 format!(", {} new, {} already stored", w.new, w.existing)
@@ -1005,23 +631,16 @@ fn print_insights(
             Some(w) => format!(", {} written to the insights table", w.new),
         }
     )?;
-    if let Some(obj) = counts.as_object() {
-        let parts: Vec<String> = obj.iter().map(|(k, v)| format!("{k} {v}")).collect();
-        writeln!(out, "  {}", parts.join(", "))?;
-    }
-    if !insights.is_empty() {
+    let counts: Vec<String> = f.counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    writeln!(out, "  {}", counts.join(", "))?;
+    if !f.insights.is_empty() {
         writeln!(
             out,
             "{:<20}  {:<20}  {:<19}  {:<14}  {:<39}  {:<20}  {:>6}",
             "start", "end", "type", "region", "object", "identity", "events"
         )?;
     }
-    for i in insights.iter().take(a.max_rows) {
-        let who = i
-            .identity
-            .as_ref()
-            .and_then(|id| id.user_name.clone().or(id.principal_id.clone()))
-            .unwrap_or_else(|| i.account.clone());
+    for i in f.insights.iter().take(max_rows) {
         writeln!(
             out,
             "{:<20}  {:<20}  {:<19}  {:<14}  {:<39}  {:<20}  {:>6}",
@@ -1030,42 +649,44 @@ fn print_insights(
             i.insight_type.as_str(),
             visible(i.region.as_deref().unwrap_or("")),
             visible(&i.object),
-            visible(&who),
+            visible(&i.who()),
             i.insight_count
         )?;
     }
-    if insights.len() > a.max_rows {
+    if f.insights.len() > max_rows {
         writeln!(
             out,
             "... {} more (query the insights table)",
-            insights.len() - a.max_rows
+            f.insights.len() - max_rows
         )?;
     }
-    out.flush()?;
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
-fn gen_events(args: GenArgs) -> Result<ExitCode> {
+fn gen_events(a: args::GenArgs) -> Result<ExitCode> {
+    if a.world {
+        return gen_world(a);
+    }
     let cfg = trail_gen::GenConfig {
-        seed: args.seed,
-        events: args.events,
-        days: args.days,
-        regions: args.regions,
-        format: match args.format {
-            GenFormat::Array => trail_gen::FileFormat::Array,
-            GenFormat::Ndjson => trail_gen::FileFormat::Ndjson,
-            GenFormat::Records => trail_gen::FileFormat::Records,
+        seed: a.seed,
+        events: a.events,
+        days: a.days,
+        regions: usize::from(a.regions),
+        format: match a.format {
+            args::GenFormat::Array => trail_gen::FileFormat::Array,
+            args::GenFormat::Ndjson => trail_gen::FileFormat::Ndjson,
+            args::GenFormat::Records => trail_gen::FileFormat::Records,
         },
-        anomalies: args.anomalies,
+        anomalies: a.anomalies,
         ..Default::default()
     };
-    let stats = trail_gen::generate(&cfg, &args.out)?;
-    if let Some(path) = &args.labels {
+    let stats = trail_gen::generate(&cfg, &a.out)?;
+    if let Some(path) = &a.labels {
         let labels: Vec<serde_json::Value> = stats.labels.iter().map(|l| l.to_json()).collect();
         std::fs::write(path, serde_json::to_vec_pretty(&labels)?)
             .with_context(|| format!("writing labels to {}", path.display()))?;
     }
-    if args.json {
+    if a.json {
         println!(
             "{}",
             serde_json::json!({"events": stats.events, "files": stats.files, "bytes_uncompressed": stats.bytes_uncompressed})
@@ -1077,7 +698,79 @@ fn gen_events(args: GenArgs) -> Result<ExitCode> {
         stats.events,
         stats.files,
         human_bytes(stats.bytes_uncompressed),
-        visible(&args.out.display().to_string())
+        visible(&a.out.display().to_string())
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn gen_world(a: args::GenArgs) -> Result<ExitCode> {
+    let defaults = trail_gen::world::WorldConfig::default();
+    let cfg = trail_gen::world::WorldConfig {
+        seed: a.seed,
+        days: a.days,
+        accounts: a.accounts as usize,
+        identities: a.identities as usize,
+        anomalies: a.anomalies,
+        baseline_days: defaults.baseline_days.min(a.days.saturating_sub(1)),
+        regions: usize::from(a.regions).min(defaults.regions),
+        ..defaults
+    };
+    let world = trail_gen::world::generate_world(&cfg, &a.out)?;
+    if let Some(path) = &a.labels {
+        std::fs::write(path, serde_json::to_vec_pretty(&world.labels_json())?)
+            .with_context(|| format!("writing labels to {}", path.display()))?;
+    }
+    if let Some(path) = &a.asn_csv {
+        std::fs::write(path, world.asn_csv())
+            .with_context(|| format!("writing the ASN table to {}", path.display()))?;
+    }
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({"events": world.events, "files": world.files,
+                "bytes_uncompressed": world.bytes_uncompressed,
+                "anomalies": world.anomalies.len(), "trips": world.trips.len()})
+        );
+    } else {
+        println!(
+            "generated the IP-churn world: {} events of {} identities in {} files ({} uncompressed), \
+             {} stolen-key uses, {} trips, under {}",
+            world.events,
+            world.identities.len(),
+            world.files,
+            human_bytes(world.bytes_uncompressed),
+            world.anomalies.len(),
+            world.trips.len(),
+            visible(&a.out.display().to_string())
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Write `trail.1` and a page per command (`trail-insight-ip.1`, ...) into `dir`.
+fn man(dir: &Path) -> Result<ExitCode> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    fn write(cmd: clap::Command, name: String, dir: &Path, n: &mut usize) -> Result<()> {
+        let cmd = cmd.name(name.clone());
+        let path = dir.join(format!("{name}.1"));
+        let mut file =
+            std::fs::File::create(&path).with_context(|| format!("writing {}", path.display()))?;
+        clap_mangen::Man::new(cmd.clone()).render(&mut file)?;
+        *n += 1;
+        for sub in cmd.get_subcommands() {
+            if sub.get_name() != "help" {
+                write(sub.clone(), format!("{name}-{}", sub.get_name()), dir, n)?;
+            }
+        }
+        Ok(())
+    }
+    let mut n = 0;
+    let mut cmd = Cli::command();
+    cmd.build();
+    write(cmd, "trail".to_owned(), dir, &mut n)?;
+    println!(
+        "wrote {n} manual pages to {}",
+        visible(&dir.display().to_string())
     );
     Ok(ExitCode::SUCCESS)
 }

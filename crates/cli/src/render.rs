@@ -41,6 +41,11 @@ impl Format {
             Format::Markdown => "markdown",
         }
     }
+
+    /// Every format's name, in declaration order.
+    pub fn names() -> Vec<&'static str> {
+        Format::value_variants().iter().map(|f| f.name()).collect()
+    }
 }
 
 /// Widest cell shown in table and markdown output (longer text ends in `…`).

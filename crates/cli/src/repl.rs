@@ -9,6 +9,7 @@ use std::borrow::Cow;
 use std::io::Write;
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Result;
 use rustyline::completion::{Completer, Pair};
@@ -20,6 +21,7 @@ use rustyline::validate::{ValidationContext, ValidationResult, Validator};
 use rustyline::{Config, Editor, Helper};
 use trail_query::Engine;
 use trail_query::saved::{Library, parse_params};
+use trail_query::sqltext::{self, NameContext};
 
 use crate::display::visible;
 use crate::exec::{Settings, run_sql};
@@ -35,38 +37,121 @@ pub enum Command {
     Help,
     Describe(Option<String>),
     Timing(Option<bool>),
-    Format(Option<String>),
-    MaxRows(Option<String>),
+    Format(Option<Format>),
+    MaxRows(Option<Option<usize>>),
     Include(String),
     Output(Option<String>),
     Queries,
     Run(String, Vec<String>),
 }
 
-/// `(command, arguments, what it does)`, as `\?` prints them.
-pub const COMMANDS: &[(&str, &str, &str)] = &[
-    ("\\q", "", "quit (Ctrl-D too)"),
-    ("\\?", "", "this help"),
-    ("\\d", "[TABLE]", "list tables, or the columns of TABLE"),
-    ("\\timing", "[on|off]", "show how long each statement took"),
-    (
-        "\\format",
-        "FMT",
-        "table, csv, tsv, json, ndjson or markdown",
-    ),
-    ("\\maxrows", "N|all", "rows shown per result (default 40)"),
-    ("\\i", "FILE", "run the SQL in FILE"),
-    (
-        "\\o",
-        "[FILE]",
-        "send results to FILE (no FILE: back to the screen)",
-    ),
-    ("\\queries", "", "list saved analyses"),
-    (
-        "\\run",
-        "NAME [k=v ...]",
-        "run a saved analysis with parameters",
-    ),
+/// One backslash command: its names, arguments, help, and how its arguments parse. `\?`,
+/// completion and parsing all read this table, so they cannot disagree.
+pub struct Spec {
+    pub names: &'static [&'static str],
+    pub args: &'static str,
+    pub help: &'static str,
+    parse: fn(&[String]) -> Result<Command, String>,
+}
+
+fn first(rest: &[String]) -> Option<String> {
+    rest.first().cloned()
+}
+
+/// The backslash commands, in the order `\?` lists them.
+pub const COMMANDS: &[Spec] = &[
+    Spec {
+        names: &["\\q", "\\quit"],
+        args: "",
+        help: "quit (Ctrl-D too)",
+        parse: |_| Ok(Command::Quit),
+    },
+    Spec {
+        names: &["\\?", "\\h", "\\help"],
+        args: "",
+        help: "this help",
+        parse: |_| Ok(Command::Help),
+    },
+    Spec {
+        names: &["\\d"],
+        args: "[TABLE]",
+        help: "list tables, or the columns of TABLE",
+        parse: |rest| Ok(Command::Describe(first(rest))),
+    },
+    Spec {
+        names: &["\\timing"],
+        args: "[on|off]",
+        help: "show how long each statement took",
+        parse: |rest| {
+            Ok(Command::Timing(match first(rest).as_deref() {
+                None => None,
+                Some("on") => Some(true),
+                Some("off") => Some(false),
+                Some(o) => return Err(format!("\\timing takes on or off, not `{}`", visible(o))),
+            }))
+        },
+    },
+    Spec {
+        names: &["\\format"],
+        args: "FMT",
+        help: "result format (\\format alone shows the current one and the choices)",
+        parse: |rest| match first(rest) {
+            None => Ok(Command::Format(None)),
+            Some(f) => Format::parse(&f)
+                .map(|f| Command::Format(Some(f)))
+                .ok_or_else(|| {
+                    format!(
+                        "unknown format `{}`; use one of: {}",
+                        visible(&f),
+                        Format::names().join(", ")
+                    )
+                }),
+        },
+    },
+    Spec {
+        names: &["\\maxrows"],
+        args: "N|all",
+        help: "rows shown per result (default 40)",
+        parse: |rest| match first(rest).as_deref() {
+            None => Ok(Command::MaxRows(None)),
+            Some("all" | "0") => Ok(Command::MaxRows(Some(None))),
+            Some(n) => n
+                .parse::<usize>()
+                .map(|v| Command::MaxRows(Some(Some(v))))
+                .map_err(|_| "\\maxrows takes a number or `all`".to_owned()),
+        },
+    },
+    Spec {
+        names: &["\\i"],
+        args: "FILE",
+        help: "run the SQL in FILE",
+        parse: |rest| {
+            Ok(Command::Include(
+                first(rest).ok_or("\\i needs a file name")?,
+            ))
+        },
+    },
+    Spec {
+        names: &["\\o"],
+        args: "[FILE]",
+        help: "send results to FILE (no FILE: back to the screen)",
+        parse: |rest| Ok(Command::Output(first(rest))),
+    },
+    Spec {
+        names: &["\\queries"],
+        args: "",
+        help: "list saved analyses",
+        parse: |_| Ok(Command::Queries),
+    },
+    Spec {
+        names: &["\\run"],
+        args: "NAME [k=v ...]",
+        help: "run a saved analysis with parameters",
+        parse: |rest| {
+            let name = first(rest).ok_or("\\run needs a saved query name; \\queries lists them")?;
+            Ok(Command::Run(name, rest[1..].to_vec()))
+        },
+    },
 ];
 
 impl Command {
@@ -76,44 +161,21 @@ impl Command {
         let mut words = line.split_whitespace();
         let head = words.next().unwrap_or("");
         let rest: Vec<String> = words.map(str::to_owned).collect();
-        let one = |rest: &[String]| rest.first().cloned();
-        Ok(match head {
-            "\\q" | "\\quit" => Command::Quit,
-            "\\?" | "\\h" | "\\help" => Command::Help,
-            "\\d" => Command::Describe(one(&rest)),
-            "\\timing" => Command::Timing(match one(&rest).as_deref() {
-                None => None,
-                Some("on") => Some(true),
-                Some("off") => Some(false),
-                Some(o) => return Err(format!("\\timing takes on or off, not `{o}`")),
-            }),
-            "\\format" => Command::Format(one(&rest)),
-            "\\maxrows" => Command::MaxRows(one(&rest)),
-            "\\i" => Command::Include(one(&rest).ok_or("\\i needs a file name")?),
-            "\\o" => Command::Output(one(&rest)),
-            "\\queries" => Command::Queries,
-            "\\run" => {
-                let name =
-                    one(&rest).ok_or("\\run needs a saved query name; \\queries lists them")?;
-                Command::Run(name, rest[1..].to_vec())
-            }
-            other => {
-                return Err(format!(
-                    "unknown command `{}`; \\? lists them",
-                    visible(other)
-                ));
-            }
-        })
+        let spec = COMMANDS
+            .iter()
+            .find(|c| c.names.contains(&head))
+            .ok_or_else(|| format!("unknown command `{}`; \\? lists them", visible(head)))?;
+        (spec.parse)(&rest)
     }
 }
 
+/// Words offered where a keyword may come (the start of a statement, after a complete term).
 const KEYWORDS: &[&str] = &[
     "SELECT",
     "FROM",
     "WHERE",
-    "GROUP",
-    "BY",
-    "ORDER",
+    "GROUP BY",
+    "ORDER BY",
     "HAVING",
     "LIMIT",
     "OFFSET",
@@ -128,11 +190,6 @@ const KEYWORDS: &[&str] = &[
     "BETWEEN",
     "AS",
     "DISTINCT",
-    "COUNT",
-    "SUM",
-    "MIN",
-    "MAX",
-    "AVG",
     "CASE",
     "WHEN",
     "THEN",
@@ -167,49 +224,24 @@ const KEYWORDS: &[&str] = &[
     "VIEW",
     "DESCRIBE",
     "OVER",
-    "PARTITION",
+    "PARTITION BY",
     "ROWS",
-    "date_trunc",
-    "date_bin",
-    "now",
-    "lower",
-    "upper",
-    "regexp_like",
-    "split_part",
-    "approx_distinct",
-    "array_agg",
-    "string_agg",
-    "json_get_str",
-    "json_get",
-    "json_get_int",
-    "json_get_bool",
-    "json_contains",
-    "json_length",
-    "json_object_keys",
-    "ip_in_cidr",
-    "is_private_ip",
-    "ip_network",
-    "is_ip",
-    "to_timestamp",
-    "extract",
-    "coalesce",
 ];
 
 /// Tab completion and statement continuation for rustyline.
 pub struct TrailHelper {
-    names: Vec<String>,
+    names: trail_query::CompletionNames,
     queries: Vec<String>,
 }
 
 impl TrailHelper {
-    pub fn new(queries: Vec<String>) -> Self {
-        TrailHelper {
-            names: trail_query::completion_names(),
-            queries,
-        }
+    pub fn new(names: trail_query::CompletionNames, queries: Vec<String>) -> Self {
+        TrailHelper { names, queries }
     }
 
-    /// Candidates for the word ending at `pos`: `(start, candidates)`.
+    /// Candidates for the word ending at `pos`: `(start, candidates)`. What is offered depends
+    /// on where the word is: tables after `FROM`/`JOIN`, columns and functions in a select
+    /// list or a condition, keywords after a complete term.
     pub fn candidates(&self, line: &str, pos: usize) -> (usize, Vec<String>) {
         let before = &line[..pos];
         let start = before
@@ -219,56 +251,69 @@ impl TrailHelper {
             });
         let word = &before[start..];
         let lower = word.to_lowercase();
+        let matching = |names: &[String]| -> Vec<String> {
+            names
+                .iter()
+                .filter(|n| n.to_lowercase().starts_with(&lower))
+                .cloned()
+                .collect()
+        };
         let trimmed = before.trim_start();
         if trimmed.starts_with("\\run ") || trimmed.starts_with("\\run\t") {
-            let mut v: Vec<String> = self
-                .queries
-                .iter()
-                .filter(|q| q.starts_with(&lower))
-                .cloned()
-                .collect();
-            v.sort();
-            return (start, v);
+            return (start, sorted(matching(&self.queries)));
         }
         if word.starts_with('\\') {
-            return (
-                start,
-                COMMANDS
-                    .iter()
-                    .map(|(c, _, _)| (*c).to_owned())
-                    .filter(|c| c.starts_with(word))
-                    .collect(),
-            );
+            let names = COMMANDS
+                .iter()
+                .flat_map(|c| c.names.iter().take(1))
+                .map(|n| (*n).to_owned())
+                .filter(|n| n.starts_with(word))
+                .collect();
+            return (start, names);
+        }
+        if trimmed.starts_with("\\format ") {
+            let formats: Vec<String> = Format::names().iter().map(|f| (*f).to_owned()).collect();
+            return (start, sorted(matching(&formats)));
         }
         if word.is_empty() {
             return (start, Vec::new());
         }
-        let mut out: Vec<String> = Vec::new();
-        // Field names: when the word has a dot, offer the nested fields under it.
-        for n in &self.names {
-            if n.to_lowercase().starts_with(&lower)
-                && (word.contains('.') || !n.contains('.') || n.starts_with("system."))
-            {
-                out.push(n.clone());
-            }
-        }
-        if !word.contains('.') {
-            let upper = word.chars().next().is_some_and(char::is_uppercase);
-            for k in KEYWORDS {
-                if k.to_lowercase().starts_with(&lower) {
-                    let k = if k.chars().all(|c| c.is_uppercase()) && !upper {
-                        k.to_lowercase()
-                    } else {
-                        (*k).to_owned()
-                    };
-                    out.push(k);
+        let out = match trail_query::sqltext::name_context(before) {
+            NameContext::Table => matching(&self.names.tables),
+            NameContext::Column => {
+                // Below a dot, the nested fields; otherwise top-level names and functions.
+                let mut v: Vec<String> = matching(&self.names.columns)
+                    .into_iter()
+                    .filter(|c| word.contains('.') || !c.contains('.'))
+                    .collect();
+                if !word.contains('.') {
+                    v.extend(matching(&self.names.functions));
                 }
+                v
             }
-        }
-        out.sort();
-        out.dedup();
-        (start, out)
+            NameContext::Keyword => {
+                let upper = word.chars().next().is_some_and(char::is_uppercase);
+                KEYWORDS
+                    .iter()
+                    .filter(|k| k.to_lowercase().starts_with(&lower))
+                    .map(|k| {
+                        if upper {
+                            (*k).to_owned()
+                        } else {
+                            k.to_lowercase()
+                        }
+                    })
+                    .collect()
+            }
+        };
+        (start, sorted(out))
     }
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v.dedup();
+    v
 }
 
 impl Completer for TrailHelper {
@@ -306,7 +351,7 @@ impl Highlighter for TrailHelper {
 impl Validator for TrailHelper {
     fn validate(&self, ctx: &mut ValidationContext) -> rustyline::Result<ValidationResult> {
         let input = ctx.input().trim();
-        if input.is_empty() || input.starts_with('\\') || statement_complete(input) {
+        if input.is_empty() || input.starts_with('\\') || sqltext::is_complete(input) {
             Ok(ValidationResult::Valid(None))
         } else {
             Ok(ValidationResult::Incomplete)
@@ -315,38 +360,6 @@ impl Validator for TrailHelper {
 }
 
 impl Helper for TrailHelper {}
-
-/// True when SQL text ends with `;` outside a string or comment.
-pub fn statement_complete(sql: &str) -> bool {
-    let mut in_str: Option<char> = None;
-    let mut last_significant = ' ';
-    let mut chars = sql.chars().peekable();
-    let mut line_comment = false;
-    while let Some(c) = chars.next() {
-        if line_comment {
-            if c == '\n' {
-                line_comment = false;
-            }
-            continue;
-        }
-        match in_str {
-            Some(q) if c == q => in_str = None,
-            Some(_) => {}
-            None => {
-                if c == '\'' || c == '"' {
-                    in_str = Some(c);
-                } else if c == '-' && chars.peek() == Some(&'-') {
-                    line_comment = true;
-                    continue;
-                }
-                if !c.is_whitespace() {
-                    last_significant = c;
-                }
-            }
-        }
-    }
-    in_str.is_none() && last_significant == ';'
-}
 
 /// Where the REPL keeps its history: `$TRAIL_HISTORY`, else the user's data directory.
 pub fn history_path() -> Option<PathBuf> {
@@ -361,9 +374,22 @@ struct Session<'a> {
     library: &'a Library,
     settings: Settings,
     output: Option<(PathBuf, std::fs::File)>,
+    /// Statements and commands that failed (a piped script exits non-zero when any did).
+    failures: usize,
+}
+
+/// What a backslash command asks of the session.
+enum Next {
+    Continue,
+    Quit,
 }
 
 impl Session<'_> {
+    fn failed(&mut self, message: &str) {
+        eprintln!("{}", crate::display::visible_table(message));
+        self.failures += 1;
+    }
+
     async fn sql(&mut self, sql: &str) {
         let settings = self.settings.clone();
         let engine = self.engine;
@@ -379,28 +405,27 @@ impl Session<'_> {
         match result {
             None => {
                 let _ = out.flush();
-                eprintln!("query cancelled");
+                self.failed("query cancelled");
             }
             Some(Ok(())) => {}
-            Some(Err(e)) => eprintln!("{}", visible_keep_lines(&e.to_string())),
+            Some(Err(e)) => self.failed(&e.to_string()),
         }
     }
 
-    /// Returns false to quit.
-    async fn command(&mut self, line: &str) -> bool {
+    async fn command(&mut self, line: &str) -> Next {
         let cmd = match Command::parse(line) {
             Ok(c) => c,
             Err(e) => {
-                eprintln!("{e}");
-                return true;
+                self.failed(&e);
+                return Next::Continue;
             }
         };
         match cmd {
-            Command::Quit => return false,
+            Command::Quit => return Next::Quit,
             Command::Help => {
                 println!("Statements end with `;`. Backslash commands:");
-                for (c, a, h) in COMMANDS {
-                    println!("  {:<22} {h}", format!("{c} {a}"));
+                for c in COMMANDS {
+                    println!("  {:<22} {}", format!("{} {}", c.names[0], c.args), c.help);
                 }
             }
             Command::Describe(None) => {
@@ -428,35 +453,29 @@ impl Session<'_> {
                 self.settings.timing = v.unwrap_or(!self.settings.timing);
                 println!("timing {}", if self.settings.timing { "on" } else { "off" });
             }
-            Command::Format(None) => println!("format {}", self.settings.format.name()),
-            Command::Format(Some(f)) => match Format::parse(&f) {
-                Some(f) => {
-                    self.settings.format = f;
-                    println!("format {}", f.name());
-                }
-                None => eprintln!(
-                    "unknown format `{}`; use table, csv, tsv, json, ndjson or markdown",
-                    visible(&f)
-                ),
-            },
+            Command::Format(None) => println!(
+                "format {} (one of {})",
+                self.settings.format.name(),
+                Format::names().join(", ")
+            ),
+            Command::Format(Some(f)) => {
+                self.settings.format = f;
+                println!("format {}", f.name());
+            }
             Command::MaxRows(None) => match self.settings.max_rows {
                 Some(n) => println!("maxrows {n}"),
                 None => println!("maxrows all"),
             },
             Command::MaxRows(Some(n)) => {
-                if n == "all" || n == "0" {
-                    self.settings.max_rows = None;
-                    println!("maxrows all");
-                } else if let Ok(v) = n.parse::<usize>() {
-                    self.settings.max_rows = Some(v);
-                    println!("maxrows {v}");
-                } else {
-                    eprintln!("\\maxrows takes a number or `all`");
+                self.settings.max_rows = n;
+                match n {
+                    Some(v) => println!("maxrows {v}"),
+                    None => println!("maxrows all"),
                 }
             }
             Command::Include(path) => match std::fs::read_to_string(&path) {
                 Ok(sql) => self.sql(&sql).await,
-                Err(e) => eprintln!("cannot read {}: {e}", visible(&path)),
+                Err(e) => self.failed(&format!("cannot read {}: {e}", visible(&path))),
             },
             Command::Output(None) => {
                 self.output = None;
@@ -467,19 +486,11 @@ impl Session<'_> {
                     println!("results go to {}", visible(&path));
                     self.output = Some((PathBuf::from(path), f));
                 }
-                Err(e) => eprintln!("cannot write {}: {e}", visible(&path)),
+                Err(e) => self.failed(&format!("cannot write {}: {e}", visible(&path))),
             },
             Command::Queries => {
                 for q in self.library.iter() {
-                    println!(
-                        "  {:<34} {}{}",
-                        q.name,
-                        q.title,
-                        q.tactic
-                            .as_deref()
-                            .map(|t| format!("  [{t}]"))
-                            .unwrap_or_default()
-                    );
+                    println!("  {:<34} {}{}", q.name, q.title, crate::tactic(q));
                 }
                 println!("\\run NAME [param=value ...] runs one");
             }
@@ -490,31 +501,39 @@ impl Session<'_> {
                     .and_then(|q| parse_params(&params).and_then(|p| q.bind(&p)));
                 match bound {
                     Ok(sql) => self.sql(&sql).await,
-                    Err(e) => eprintln!("{}", visible(&e.to_string())),
+                    Err(e) => self.failed(&visible(&e.to_string())),
                 }
             }
         }
-        true
+        Next::Continue
+    }
+
+    /// Run piped input as a script: SQL until `;`, backslash commands on their own line.
+    async fn script(&mut self, text: &str) {
+        let mut pending = String::new();
+        for line in text.lines() {
+            if pending.trim().is_empty() && line.trim_start().starts_with('\\') {
+                if let Next::Quit = self.command(line).await {
+                    return;
+                }
+                continue;
+            }
+            pending.push_str(line);
+            pending.push('\n');
+            if sqltext::is_complete(&pending) {
+                self.sql(&pending).await;
+                pending.clear();
+            }
+        }
+        if !pending.trim().is_empty() {
+            self.sql(&pending).await;
+        }
     }
 }
 
-fn visible_keep_lines(s: &str) -> String {
-    crate::display::visible_table(s)
-}
-
-/// Run the REPL until `\q` or Ctrl-D.
-pub async fn run(engine: &Engine, library: &Library, format: Format) -> Result<()> {
-    let config = Config::builder()
-        .auto_add_history(false)
-        .max_history_size(10_000)?
-        .completion_type(rustyline::CompletionType::List)
-        .build();
-    let mut editor: Editor<TrailHelper, DefaultHistory> = Editor::with_config(config)?;
-    editor.set_helper(Some(TrailHelper::new(library.names())));
-    let history = history_path();
-    if let Some(h) = &history {
-        let _ = editor.load_history(h);
-    }
+/// Run the REPL until `\q` or Ctrl-D; piped input runs as a script, which exits with 1 when
+/// any statement or command in it failed.
+pub async fn run(engine: &Engine, library: &Library, format: Format) -> Result<ExitCode> {
     let mut session = Session {
         engine,
         library,
@@ -524,30 +543,36 @@ pub async fn run(engine: &Engine, library: &Library, format: Format) -> Result<(
             timing: true,
         },
         output: None,
+        failures: 0,
     };
     if !std::io::stdin().is_terminal() {
-        // Piped input: run it as a script (SQL until `;`, backslash commands on their own line).
         let mut text = String::new();
         std::io::stdin().read_to_string(&mut text)?;
-        let mut pending = String::new();
-        for line in text.lines() {
-            if pending.trim().is_empty() && line.trim_start().starts_with('\\') {
-                if !session.command(line).await {
-                    return Ok(());
-                }
-                continue;
-            }
-            pending.push_str(line);
-            pending.push('\n');
-            if statement_complete(&pending) {
-                session.sql(&pending).await;
-                pending.clear();
-            }
-        }
-        if !pending.trim().is_empty() {
-            session.sql(&pending).await;
-        }
-        return Ok(());
+        session.script(&text).await;
+        return Ok(if session.failures > 0 {
+            eprintln!(
+                "{} statement{} failed",
+                session.failures,
+                if session.failures == 1 { "" } else { "s" }
+            );
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        });
+    }
+    let config = Config::builder()
+        .auto_add_history(false)
+        .max_history_size(10_000)?
+        .completion_type(rustyline::CompletionType::List)
+        .build();
+    let mut editor: Editor<TrailHelper, DefaultHistory> = Editor::with_config(config)?;
+    editor.set_helper(Some(TrailHelper::new(
+        engine.completion_names(),
+        library.names(),
+    )));
+    let history = history_path();
+    if let Some(h) = &history {
+        let _ = editor.load_history(h);
     }
     println!(
         "trail {} on {} — statements end with `;`, \\? for help, Ctrl-D to leave",
@@ -563,7 +588,7 @@ pub async fn run(engine: &Engine, library: &Library, format: Format) -> Result<(
                 }
                 let _ = editor.add_history_entry(text);
                 if text.starts_with('\\') {
-                    if !session.command(text).await {
+                    if let Next::Quit = session.command(text).await {
                         break;
                     }
                 } else {
@@ -586,7 +611,7 @@ pub async fn run(engine: &Engine, library: &Library, format: Format) -> Result<(
             );
         }
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(test)]
@@ -612,26 +637,88 @@ mod tests {
     }
 
     #[test]
-    fn completion() {
-        let h = TrailHelper::new(vec!["root_account_use".into(), "rare_user_agents".into()]);
+    fn every_command_parses_and_is_listed() {
+        for c in COMMANDS {
+            let args = match c.args {
+                "FMT" => "csv",
+                "[on|off]" => "on",
+                "N|all" => "5",
+                "NAME [k=v ...]" => "q a=1",
+                "" => "",
+                _ => "x",
+            };
+            for name in c.names {
+                let line = format!("{name} {args}");
+                assert!(Command::parse(&line).is_ok(), "{line}");
+            }
+        }
+        assert_eq!(
+            Command::parse("\\format csv"),
+            Ok(Command::Format(Some(Format::Csv)))
+        );
+        assert!(Command::parse("\\format nope").is_err_and(|e| e.contains("markdown")));
+        assert_eq!(
+            Command::parse("\\maxrows all"),
+            Ok(Command::MaxRows(Some(None)))
+        );
+    }
+
+    fn helper() -> TrailHelper {
+        let names = trail_query::CompletionNames {
+            tables: vec!["events".into(), "insights".into(), "system.files".into()],
+            columns: vec![
+                "eventName".into(),
+                "eventTime".into(),
+                "userIdentity".into(),
+                "userIdentity.userName".into(),
+                "userIdentity.type".into(),
+            ],
+            functions: vec!["count".into(), "json_get_str".into(), "upper".into()],
+        };
+        TrailHelper::new(
+            names,
+            vec!["root_account_use".into(), "rare_user_agents".into()],
+        )
+    }
+
+    #[test]
+    fn completion_knows_where_it_is() {
+        let h = helper();
         let (s, c) = h.candidates("SELECT userIdentity.user", 24);
         assert_eq!(s, 7);
-        assert!(c.contains(&"userIdentity.userName".to_owned()), "{c:?}");
+        assert_eq!(c, vec!["userIdentity.userName".to_owned()]);
         let (_, c) = h.candidates("sel", 3);
         assert_eq!(c, vec!["select".to_owned()]);
-        let (_, c) = h.candidates("SELECT * FROM ev", 16);
-        assert!(c.contains(&"events".to_owned()), "{c:?}");
+        // After FROM: tables only, not the `event*` columns.
+        let line = "SELECT count(*) FROM eve";
+        assert_eq!(h.candidates(line, line.len()).1, vec!["events".to_owned()]);
+        let line = "SELECT * FROM sys";
+        assert_eq!(
+            h.candidates(line, line.len()).1,
+            vec!["system.files".to_owned()]
+        );
+        // In a select list or a condition: columns and functions, no tables.
+        let line = "SELECT eve";
+        assert_eq!(
+            h.candidates(line, line.len()).1,
+            vec!["eventName".to_owned(), "eventTime".to_owned()]
+        );
+        let line = "SELECT * FROM events WHERE u";
+        assert_eq!(
+            h.candidates(line, line.len()).1,
+            vec!["upper".to_owned(), "userIdentity".to_owned()]
+        );
+        // After a complete term: keywords.
+        let line = "SELECT eventName FR";
+        assert_eq!(h.candidates(line, line.len()).1, vec!["FROM".to_owned()]);
         let (_, c) = h.candidates("\\run r", 6);
         assert_eq!(c.len(), 2);
         let (_, c) = h.candidates("\\ti", 3);
         assert_eq!(c, vec!["\\timing".to_owned()]);
-    }
-
-    #[test]
-    fn continuation() {
-        assert!(statement_complete("select 1;"));
-        assert!(!statement_complete("select ';'"));
-        assert!(!statement_complete("select 1 -- done;"));
-        assert!(statement_complete("select 1; -- ok\n"));
+        let line = "\\format m";
+        assert_eq!(
+            h.candidates(line, line.len()).1,
+            vec!["markdown".to_owned()]
+        );
     }
 }

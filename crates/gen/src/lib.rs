@@ -32,6 +32,8 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Zipf};
 use serde_json::{Value, json};
 
+pub mod world;
+
 /// Regions in the order they are used; weights fall off with the index.
 pub const REGIONS: [&str; 16] = [
     "cn-hangzhou",
@@ -441,7 +443,7 @@ impl Label {
 
 #[derive(Debug, thiserror::Error)]
 pub enum GenError {
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io {
         path: PathBuf,
         #[source]

@@ -14,19 +14,19 @@ pub enum IngestError {
     Store(#[from] StoreError),
     #[error("cannot read {}: {reason}", path.display())]
     Input { path: PathBuf, reason: String },
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("writing {}: {source}", path.display())]
+    #[error("writing {}", path.display())]
     Parquet {
         path: PathBuf,
         #[source]
         source: parquet::errors::ParquetError,
     },
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Arrow {
         context: String,
         #[source]

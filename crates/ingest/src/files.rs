@@ -87,7 +87,7 @@ impl EventFileWriter {
             entry: FileEntry {
                 path: rel,
                 region: key.region.clone(),
-                date: key.date.format("%Y-%m-%d").to_string(),
+                date: key.date,
                 rows: self.rows,
                 bytes,
                 min_time_us: self.min,

@@ -135,6 +135,16 @@ pub struct IngestSummary {
     pub elapsed_secs: f64,
 }
 
+impl IngestSummary {
+    /// How many input files were skipped for `reason`.
+    pub fn skipped(&self, reason: crate::source::SkipReason) -> usize {
+        self.skipped_files
+            .iter()
+            .filter(|s| s.reason == reason)
+            .count()
+    }
+}
+
 enum Job {
     /// A whole file, possibly gzip.
     Whole { name: Arc<str>, bytes: Vec<u8> },

@@ -23,8 +23,8 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
+use std::path::PathBuf;
 
-use chrono::NaiveDate;
 use datafusion::prelude::{Expr, col, lit};
 use datafusion::scalar::ScalarValue;
 use ipnet::IpNet;
@@ -34,8 +34,8 @@ use trail_query::ip::{network, parse_ip, parse_net};
 use trail_store::Store;
 
 use crate::{
-    IdentityInfo, Insight, InsightError, InsightType, MAX_COVERED, Result, RunOptions, day_number,
-    micros, sql_date, strings, top_values, utc_micros,
+    Findings, IdentityInfo, Insight, InsightError, InsightType, MAX_COVERED, Result, RunOptions,
+    day_number, micros, sql_date, strings, top_values, utc_micros,
 };
 
 /// The job's name in the store's job state.
@@ -89,24 +89,63 @@ pub fn parse_whitelist(text: &str, origin: &str) -> Result<Vec<IpNet>> {
     Ok(out)
 }
 
-/// What an IpInsight run judged and found.
+/// Read a whitelist from `--whitelist` items and `--whitelist-file` files.
+pub fn load_whitelist(items: &[IpNet], files: &[PathBuf]) -> Result<Vec<IpNet>> {
+    let mut out = items.to_vec();
+    for f in files {
+        let text = std::fs::read_to_string(f).map_err(|e| InsightError::Io {
+            path: f.clone(),
+            source: e,
+        })?;
+        out.extend(parse_whitelist(&text, &f.display().to_string())?);
+    }
+    Ok(out)
+}
+
+/// How the events of the judged days were judged (the counts of an IpInsight report).
 #[derive(Debug, Clone, Default)]
-pub struct IpReport {
-    pub since: Option<NaiveDate>,
-    pub until: Option<NaiveDate>,
+struct Counts {
     /// Events on the judged days.
-    pub events: u64,
-    pub usual: u64,
-    pub nearby: u64,
-    pub whitelisted: u64,
+    events: u64,
+    usual: u64,
+    nearby: u64,
+    whitelisted: u64,
     /// Sources that are not IP addresses (`Internal`, service names).
-    pub not_ip: u64,
+    not_ip: u64,
     /// Identities (and accounts) with too little history to judge.
-    pub little_history: u64,
+    little_history: u64,
     /// Judged on the account's baseline.
-    pub account_baseline: u64,
-    pub unusual: u64,
-    pub insights: Vec<Insight>,
+    account_baseline: u64,
+    unusual: u64,
+}
+
+impl Counts {
+    fn named(&self) -> Vec<(&'static str, u64)> {
+        vec![
+            ("events", self.events),
+            ("usual", self.usual),
+            ("nearby", self.nearby),
+            ("whitelisted", self.whitelisted),
+            ("notIp", self.not_ip),
+            ("littleHistory", self.little_history),
+            ("accountBaseline", self.account_baseline),
+            ("unusual", self.unusual),
+        ]
+    }
+}
+
+impl crate::Job for IpOptions {
+    fn name(&self) -> &'static str {
+        JOB
+    }
+
+    fn title(&self) -> &'static str {
+        "IpInsight"
+    }
+
+    async fn find(&self, engine: &Engine, store: &Store, run: &RunOptions) -> Result<Findings> {
+        self::run(engine, store, self, run).await
+    }
 }
 
 #[derive(Default)]
@@ -194,13 +233,16 @@ pub async fn run(
     store: &Store,
     opts: &IpOptions,
     run: &RunOptions,
-) -> Result<IpReport> {
-    let mut report = IpReport::default();
+) -> Result<Findings> {
+    let mut report = Counts::default();
     let Some((since, until)) = crate::judged_range(store, JOB, run)? else {
-        return Ok(report);
+        return Ok(Findings::default());
     };
-    report.since = Some(since);
-    report.until = Some(until);
+    let mut findings = Findings {
+        since: Some(since),
+        until: Some(until),
+        ..Default::default()
+    };
     let window = opts.baseline_days.max(1) as i32;
     let read_from = since - chrono::Duration::days(i64::from(window));
     let sql = format!(
@@ -337,11 +379,11 @@ pub async fn run(
         }
         i = j;
     }
-    if flagged.is_empty() {
-        return Ok(report);
+    findings.counts = report.named();
+    if !flagged.is_empty() {
+        findings.insights = details(engine, opts, &idents, &ips, &flagged, window).await?;
     }
-    report.insights = details(engine, opts, &idents, &ips, &flagged, window).await?;
-    Ok(report)
+    Ok(findings)
 }
 
 struct Op {

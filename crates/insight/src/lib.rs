@@ -19,6 +19,7 @@ pub mod rate;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::time::Instant;
 
 use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::{DataType, Int64Type};
@@ -37,13 +38,13 @@ pub enum InsightError {
     Query(#[from] trail_query::QueryError),
     #[error(transparent)]
     Store(#[from] trail_store::StoreError),
-    #[error("{0}")]
+    #[error(transparent)]
     DataFusion(#[from] datafusion::error::DataFusionError),
-    #[error("{0}")]
+    #[error(transparent)]
     Arrow(#[from] arrow::error::ArrowError),
-    #[error("writing insight file: {0}")]
+    #[error("writing an insight file")]
     Parquet(#[from] parquet::errors::ParquetError),
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io {
         path: PathBuf,
         #[source]
@@ -52,6 +53,9 @@ pub enum InsightError {
     /// A flag or file given by the user is wrong.
     #[error("{0}")]
     Usage(String),
+    /// Something this crate relies on did not hold (a bug, not the user's doing).
+    #[error("internal error: {0} (please report it)")]
+    Internal(String),
 }
 
 /// A `Result` with [`InsightError`].
@@ -166,6 +170,15 @@ fn time_text(t: DateTime<Utc>) -> String {
 }
 
 impl Insight {
+    /// Who the insight is about, for a summary line: the user name, else the principal id,
+    /// else the account.
+    pub fn who(&self) -> String {
+        self.identity
+            .as_ref()
+            .and_then(|id| id.user_name.clone().or(id.principal_id.clone()))
+            .unwrap_or_else(|| self.account.clone())
+    }
+
     /// The id shared by the start and end records.
     pub fn shared_event_id(&self) -> String {
         stable_id(&format!(
@@ -278,18 +291,121 @@ fn top_values(
 
 /// The days with events in the store (first, last), from the manifest.
 pub fn data_days(store: &Store) -> Result<Option<(NaiveDate, NaiveDate)>> {
-    let snap = store.snapshot()?;
-    let mut range: Option<(NaiveDate, NaiveDate)> = None;
-    for (f, _) in &snap.files {
-        let Ok(d) = NaiveDate::parse_from_str(&f.date, "%Y-%m-%d") else {
-            continue;
-        };
-        range = Some(match range {
-            None => (d, d),
-            Some((a, b)) => (a.min(d), b.max(d)),
-        });
+    Ok(store.snapshot()?.date_range())
+}
+
+/// A detection job that judges a store's history day by day (see the crate documentation).
+pub trait Job {
+    /// The job's name in the store's job state (`ip`, `rate`).
+    fn name(&self) -> &'static str;
+    /// What the job raises, for reports.
+    fn title(&self) -> &'static str;
+    /// Judge the days `run` selects and find insights; writes nothing.
+    fn find(
+        &self,
+        engine: &trail_query::Engine,
+        store: &Store,
+        run: &RunOptions,
+    ) -> impl std::future::Future<Output = Result<Findings>>;
+}
+
+/// What a job judged and found.
+#[derive(Debug, Clone, Default)]
+pub struct Findings {
+    /// The days judged (`None`: nothing to judge).
+    pub since: Option<NaiveDate>,
+    pub until: Option<NaiveDate>,
+    /// Named counts in the job's order (events judged, how they were judged, ...).
+    pub counts: Vec<(&'static str, u64)>,
+    pub insights: Vec<Insight>,
+}
+
+impl Findings {
+    /// One named count (0 when the job does not keep it).
+    pub fn count(&self, name: &str) -> u64 {
+        self.counts
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(0, |(_, v)| *v)
     }
-    Ok(range)
+}
+
+/// A finished run: what was found, what was stored, how long it took.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub job: &'static str,
+    pub title: &'static str,
+    pub findings: Findings,
+    /// `None` for a dry run.
+    pub written: Option<output::Written>,
+    pub seconds: f64,
+}
+
+impl Report {
+    /// The report as JSON: the days, counts, how many insights were found and stored, and the
+    /// insight records themselves.
+    pub fn to_json(&self) -> Value {
+        let day = |d: Option<NaiveDate>| d.map(|d| d.to_string());
+        let counts: serde_json::Map<String, Value> = self
+            .findings
+            .counts
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), json!(v)))
+            .collect();
+        let records: Vec<Value> = self
+            .findings
+            .insights
+            .iter()
+            .flat_map(|i| i.records())
+            .collect();
+        json!({
+            "job": self.job,
+            "since": day(self.findings.since),
+            "until": day(self.findings.until),
+            "counts": counts,
+            "insights": self.findings.insights.len(),
+            "written": self.written.as_ref().map(|w| w.new),
+            "alreadyStored": self.written.as_ref().map(|w| w.existing),
+            "seconds": self.seconds,
+            "records": records,
+        })
+    }
+}
+
+/// Run a job as `trail insight` does: take the store's writer lock unless it is a dry run
+/// (waiting for another writer when `wait`, calling `on_wait` with the holder first), find,
+/// store the findings and advance the job's judged-through day.
+pub async fn run_job<J: Job>(
+    engine: &trail_query::Engine,
+    store: &Store,
+    job: &J,
+    run: &RunOptions,
+    wait: bool,
+    on_wait: impl FnOnce(&str),
+) -> Result<Report> {
+    let _guard = if run.dry_run {
+        None
+    } else {
+        Some(store.lock(wait, on_wait)?)
+    };
+    let started = Instant::now();
+    let findings = job.find(engine, store, run).await?;
+    let written = persist_run(
+        engine,
+        store,
+        run,
+        &findings.insights,
+        findings.until,
+        job.name(),
+    )
+    .await?;
+    Ok(Report {
+        job: job.name(),
+        title: job.title(),
+        findings,
+        written,
+        seconds: started.elapsed().as_secs_f64(),
+    })
 }
 
 /// Where a job keeps the last day it judged.
@@ -408,7 +524,7 @@ fn column(batch: &RecordBatch, name: &str) -> Result<ArrayRef> {
     batch
         .column_by_name(name)
         .cloned()
-        .ok_or_else(|| InsightError::Usage(format!("internal: no column `{name}` in a result")))
+        .ok_or_else(|| InsightError::Internal(format!("no column `{name}` in a result")))
 }
 
 /// Days (as numbers, see [`day_number`]) of a `Date32` column: both count from 1970-01-01.

@@ -20,7 +20,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use chrono::{Duration, NaiveDate};
+use chrono::Duration;
 use datafusion::prelude::{col, lit};
 use datafusion::scalar::ScalarValue;
 use serde_json::json;
@@ -28,8 +28,8 @@ use trail_query::Engine;
 use trail_store::Store;
 
 use crate::{
-    Insight, InsightType, MAX_COVERED, Result, RunOptions, day_number, micros, sql_date, strings,
-    top_values, utc_micros,
+    Findings, Insight, InsightType, MAX_COVERED, Result, RunOptions, day_number, micros, sql_date,
+    strings, top_values, utc_micros,
 };
 
 /// The job's name in the store's job state.
@@ -59,16 +59,18 @@ impl Default for RateOptions {
     }
 }
 
-/// What a rate run judged and found.
-#[derive(Debug, Clone, Default)]
-pub struct RateReport {
-    pub since: Option<NaiveDate>,
-    pub until: Option<NaiveDate>,
-    /// (account, region, event name) series with write calls or errors.
-    pub series: u64,
-    /// Unusual minutes (both metrics).
-    pub unusual_minutes: u64,
-    pub insights: Vec<Insight>,
+impl crate::Job for RateOptions {
+    fn name(&self) -> &'static str {
+        JOB
+    }
+
+    fn title(&self) -> &'static str {
+        "rate insights"
+    }
+
+    async fn find(&self, engine: &Engine, store: &Store, run: &RunOptions) -> Result<Findings> {
+        self::run(engine, store, self, run).await
+    }
 }
 
 #[derive(Default, Clone)]
@@ -81,14 +83,15 @@ struct DayAgg {
 
 type SeriesKey = (String, String, String);
 
-/// Run both rate insights over the judged days of `store`.
+/// Run both rate insights over the judged days of `store`. The counts are `series` ((account,
+/// region, event name) series with write calls or errors) and `unusualMinutes` (both metrics).
 pub async fn run(
     engine: &Engine,
     store: &Store,
     opts: &RateOptions,
     run: &RunOptions,
-) -> Result<RateReport> {
-    let mut report = RateReport::default();
+) -> Result<Findings> {
+    let mut report = Findings::default();
     let Some((since, until)) = crate::judged_range(store, JOB, run)? else {
         return Ok(report);
     };
@@ -97,6 +100,7 @@ pub async fn run(
     };
     report.since = Some(since);
     report.until = Some(until);
+    let mut unusual_minutes = 0u64;
     let learn = opts.learn_days.max(opts.baseline_days).max(1);
     let read_from = (since - Duration::days(i64::from(learn))).max(first_day);
     let sql = format!(
@@ -141,7 +145,7 @@ pub async fn run(
             agg.minutes.sort_unstable_by_key(|x| x.0);
         }
     }
-    report.series = series.len() as u64;
+    let series_count = series.len() as u64;
     let (d0, d1) = (day_number(since), day_number(until));
     let first = day_number(first_day);
     let mut found = Vec::new();
@@ -180,7 +184,7 @@ pub async fn run(
                     }
                 }
             }
-            report.unusual_minutes += hot.len() as u64;
+            unusual_minutes += hot.len() as u64;
             let mut start = 0;
             for k in 1..=hot.len() {
                 if k < hot.len() && hot[k].0 - hot[k - 1].0 <= opts.gap_minutes.max(1) {
@@ -197,6 +201,10 @@ pub async fn run(
             }
         }
     }
+    report.counts = vec![
+        ("series", series_count),
+        ("unusualMinutes", unusual_minutes),
+    ];
     for (key, ty, from_min, to_min, mean) in found {
         report
             .insights

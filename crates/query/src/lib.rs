@@ -21,7 +21,9 @@ pub mod lookup;
 pub mod names;
 pub mod prune;
 pub mod saved;
+pub mod sqltext;
 pub mod system;
+pub mod time;
 pub mod viewcount;
 
 use std::num::NonZeroUsize;
@@ -57,13 +59,17 @@ pub enum QueryError {
          --memory-limit or TRAIL_MEMORY_LIMIT, or narrow the query (a time range, a region)"
     )]
     MemoryExhausted { limit: String, detail: String },
-    #[error("{0}")]
+    #[error(transparent)]
     DataFusion(#[from] DataFusionError),
-    #[error("{0}")]
+    #[error(transparent)]
     Arrow(#[from] datafusion::arrow::error::ArrowError),
-    /// A saved query or lookup was used wrongly.
+    /// What the user asked for is not valid (a saved query's parameters, a lookup attribute,
+    /// a time or memory size): the message says what is accepted.
     #[error("{0}")]
     Usage(String),
+    /// Something this crate relies on did not hold (a bug, not the user's doing).
+    #[error("internal error: {0} (please report it)")]
+    Internal(String),
 }
 
 /// A `Result` with [`QueryError`].
@@ -86,7 +92,8 @@ pub struct EngineOptions {
     /// Memory limit for query execution in bytes; operators that can spill (sorts, aggregates,
     /// joins) spill to the OS temporary directory when they reach it. `None`: no limit.
     pub memory_limit: Option<usize>,
-    /// Parallelism (0: one per core).
+    /// Worker threads of the runtime the queries run on (0: one per core); the engine plans
+    /// two partitions per thread.
     pub threads: usize,
 }
 
@@ -197,14 +204,13 @@ impl Engine {
         // Row groups of at most 128K rows already carry min/max statistics; loading every
         // file's page index cost more (a read and a parse per file) than the pages it pruned.
         config.options_mut().execution.parquet.enable_page_index = false;
-        if options.threads > 0 {
-            config = config.with_target_partitions(options.threads);
-        } else {
-            // Two partitions per core: smaller units of work balance better across cores on a
-            // store of many small files (with reads inline, one per core measured the same).
-            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-            config = config.with_target_partitions(2 * cores);
-        }
+        // Two partitions per thread: smaller units of work balance better across threads on a
+        // store of many small files (with reads inline, one per thread measured the same).
+        let threads = match options.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        config = config.with_target_partitions(2 * threads);
         // No cached directory listings: a session (the REPL) stays open while `trail ingest`
         // adds files and compaction replaces them, and a listing cached at the first query
         // would miss the new events and name files that are gone. Listing is cheap next to
@@ -290,6 +296,7 @@ impl Engine {
 
     /// Plan and start one parsed statement.
     pub async fn run_statement(&self, mut statement: Statement) -> Result<DataFrame> {
+        refuse_writes(&statement)?;
         names::rewrite_statement(&mut statement);
         let state = self.ctx.state();
         let plan = state.statement_to_plan(statement).await?;
@@ -336,34 +343,91 @@ impl Engine {
     }
 }
 
-/// Names the REPL completes: tables, columns and nested fields (`userIdentity.userName`).
-pub fn completion_names() -> Vec<String> {
-    let mut out = vec![
-        EVENTS_TABLE.to_owned(),
-        INSIGHTS_TABLE.to_owned(),
-        "system.files".to_owned(),
-        "system.partitions".to_owned(),
-        "system.store".to_owned(),
-    ];
-    fn walk(prefix: &str, fields: &Fields, out: &mut Vec<String>) {
-        for f in fields {
-            let name = if prefix.is_empty() {
-                f.name().clone()
-            } else {
-                format!("{prefix}.{}", f.name())
-            };
-            out.push(name.clone());
-            if let DataType::Struct(inner) = f.data_type() {
-                walk(&name, inner, out);
+/// The store's tables change only through trail's own commands: an INSERT, UPDATE, DELETE or
+/// TRUNCATE gets an error that says so (not DataFusion's "not implemented").
+fn refuse_writes(statement: &Statement) -> Result<()> {
+    use datafusion::sql::sqlparser::ast::Statement as Sql;
+    let Statement::Statement(s) = statement else {
+        return Ok(());
+    };
+    let verb = match s.as_ref() {
+        Sql::Insert(_) => "INSERT",
+        Sql::Update { .. } => "UPDATE",
+        Sql::Delete(_) => "DELETE",
+        Sql::Truncate { .. } => "TRUNCATE",
+        _ => return Ok(()),
+    };
+    Err(QueryError::Usage(format!(
+        "{verb} is not supported: the store's tables are read-only in SQL (events come in \
+         through `trail ingest`, insights through `trail insight`); CREATE VIEW and queries work"
+    )))
+}
+
+/// Names the REPL completes, from the engine itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CompletionNames {
+    /// Tables as a query names them: `events`, `system.files`, ...
+    pub tables: Vec<String>,
+    /// Columns and nested fields (`userIdentity.userName`) of the tables.
+    pub columns: Vec<String>,
+    /// Scalar, aggregate and window functions.
+    pub functions: Vec<String>,
+}
+
+impl Engine {
+    /// The tables, columns and functions of this session, sorted.
+    pub fn completion_names(&self) -> CompletionNames {
+        let mut out = CompletionNames::default();
+        let state = self.ctx.state();
+        let default_schema = state.config_options().catalog.default_schema.clone();
+        if let Some(catalog) = self
+            .ctx
+            .catalog(&state.config_options().catalog.default_catalog)
+        {
+            for schema_name in catalog.schema_names() {
+                let Some(schema) = catalog.schema(&schema_name) else {
+                    continue;
+                };
+                for t in schema.table_names() {
+                    out.tables.push(if schema_name == default_schema {
+                        t
+                    } else {
+                        format!("{schema_name}.{t}")
+                    });
+                }
             }
         }
+        fn walk(prefix: &str, fields: &Fields, out: &mut Vec<String>) {
+            for f in fields {
+                let name = if prefix.is_empty() {
+                    f.name().clone()
+                } else {
+                    format!("{prefix}.{}", f.name())
+                };
+                out.push(name.clone());
+                if let DataType::Struct(inner) = f.data_type() {
+                    walk(&name, inner, out);
+                }
+            }
+        }
+        walk("", insight_schema().fields(), &mut out.columns);
+        for s in system::schemas() {
+            walk("", s.fields(), &mut out.columns);
+        }
+        out.columns.push(schema::PART_REGION.to_owned());
+        out.columns.push(schema::PART_DATE.to_owned());
+        out.functions
+            .extend(state.scalar_functions().keys().cloned());
+        out.functions
+            .extend(state.aggregate_functions().keys().cloned());
+        out.functions
+            .extend(state.window_functions().keys().cloned());
+        for v in [&mut out.tables, &mut out.columns, &mut out.functions] {
+            v.sort();
+            v.dedup();
+        }
+        out
     }
-    walk("", insight_schema().fields(), &mut out);
-    out.push(schema::PART_REGION.to_owned());
-    out.push(schema::PART_DATE.to_owned());
-    out.sort();
-    out.dedup();
-    out
 }
 
 /// How the tables read Parquet: the session's Parquet settings. A table made with
@@ -412,13 +476,34 @@ mod tests {
         assert!(parse_memory_size("0").is_err());
     }
 
-    #[test]
-    fn completion_has_nested_fields() {
-        let names = completion_names();
-        assert!(names.contains(&"userIdentity.userName".to_owned()));
-        assert!(
-            names.contains(&"userIdentity.sessionContext.attributes.mfaAuthenticated".to_owned())
-        );
-        assert!(names.contains(&"eventTime".to_owned()));
+    #[tokio::test]
+    async fn completion_names_come_from_the_session() {
+        let dir = tempfile::tempdir().unwrap();
+        Store::create(dir.path()).unwrap();
+        let engine = Engine::open(dir.path(), EngineOptions::default())
+            .await
+            .unwrap();
+        let n = engine.completion_names();
+        for t in ["events", "insights", "system.files", "system.store"] {
+            assert!(n.tables.contains(&t.to_owned()), "{t}: {:?}", n.tables);
+        }
+        assert!(!n.tables.iter().any(|t| t == "eventTime"));
+        for c in [
+            "userIdentity.userName",
+            "userIdentity.sessionContext.attributes.mfaAuthenticated",
+            "eventTime",
+            "eventDate",
+        ] {
+            assert!(n.columns.contains(&c.to_owned()), "{c}");
+        }
+        for f in [
+            "json_get_str",
+            "ip_in_cidr",
+            "count",
+            "row_number",
+            "date_trunc",
+        ] {
+            assert!(n.functions.contains(&f.to_owned()), "{f}");
+        }
     }
 }

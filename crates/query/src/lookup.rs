@@ -23,9 +23,16 @@
 //! returned (its time and id), not an offset, so it stays valid while the store grows: events
 //! ingested later never shift a page or repeat one.
 
+use std::sync::Arc;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use datafusion::arrow::array::{Array, RecordBatch, StringViewArray, TimestampMicrosecondArray};
+use chrono::{DateTime, Utc};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit, TimestampMicrosecondType};
 
 use crate::{Engine, QueryError, Result};
 
@@ -67,32 +74,156 @@ pub struct LookupRequest {
     /// Exclusive end, microseconds since the epoch (UTC).
     pub end_us: Option<i64>,
     pub max_results: usize,
-    pub next_token: Option<String>,
+    pub next_token: Option<NextToken>,
     pub direction: Direction,
 }
 
+/// Where the next page starts: the time and id of the last event returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NextToken {
+    time_us: i64,
+    event_id: String,
+}
+
+impl std::fmt::Display for NextToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&URL_SAFE_NO_PAD.encode(format!("v1:{}:{}", self.time_us, self.event_id)))
+    }
+}
+
+impl std::str::FromStr for NextToken {
+    type Err = QueryError;
+
+    fn from_str(t: &str) -> Result<NextToken> {
+        let bad = || {
+            QueryError::Usage(format!(
+                "`{}` is not a next-page token from a lookup; start again without --next-token",
+                t.escape_debug()
+            ))
+        };
+        let bytes = URL_SAFE_NO_PAD.decode(t.trim()).map_err(|_| bad())?;
+        let text = String::from_utf8(bytes).map_err(|_| bad())?;
+        let rest = text.strip_prefix("v1:").ok_or_else(bad)?;
+        let (ts, id) = rest.split_once(':').ok_or_else(bad)?;
+        Ok(NextToken {
+            time_us: ts.parse().map_err(|_| bad())?,
+            event_id: id.to_owned(),
+        })
+    }
+}
+
+/// One event of a page: the fields a summary shows, and the record as it was stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LookupEvent {
+    pub event_time: DateTime<Utc>,
+    /// Empty when the record had none.
+    pub event_id: String,
+    pub event_name: Option<String>,
+    pub event_rw: Option<String>,
+    pub user_name: Option<String>,
+    pub source_ip: Option<String>,
+    pub region: Option<String>,
+    pub error_code: Option<String>,
+    /// The original record, byte for byte.
+    pub raw: String,
+}
+
 /// One page of results.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct LookupPage {
-    /// Columns: eventTime, eventId, eventName, eventRW, user, sourceIpAddress, acsRegion,
-    /// errorCode, raw (the original record).
-    pub batches: Vec<RecordBatch>,
+    pub events: Vec<LookupEvent>,
     /// Pass this as `next_token` for the next page; `None` on the last page.
-    pub next_token: Option<String>,
+    pub next_token: Option<NextToken>,
+}
+
+impl LookupPage {
+    /// The page in the LookupEvents response shape: `{"Events": [records...], "NextToken":
+    /// ..., "StartTime": ..., "EndTime": ...}`, each record as it was stored.
+    pub fn to_json(&self, start: Option<&str>, end: Option<&str>) -> serde_json::Value {
+        let events: Vec<serde_json::Value> = self
+            .events
+            .iter()
+            .map(|e| {
+                serde_json::from_str(&e.raw)
+                    .unwrap_or_else(|_| serde_json::Value::String(e.raw.clone()))
+            })
+            .collect();
+        serde_json::json!({
+            "Events": events,
+            "NextToken": self.next_token.as_ref().map(ToString::to_string),
+            "StartTime": start,
+            "EndTime": end,
+        })
+    }
+
+    /// The summary columns of the page as one batch (for printing as a table).
+    pub fn summary(&self) -> Result<RecordBatch> {
+        let text = |f: &dyn Fn(&LookupEvent) -> Option<&str>| -> ArrayRef {
+            Arc::new(self.events.iter().map(f).collect::<StringArray>())
+        };
+        let schema = Arc::new(Schema::new(vec![
+            Field::new(
+                "eventTime",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                false,
+            ),
+            Field::new("eventId", DataType::Utf8, false),
+            Field::new("eventName", DataType::Utf8, true),
+            Field::new("eventRW", DataType::Utf8, true),
+            Field::new("user", DataType::Utf8, true),
+            Field::new("sourceIpAddress", DataType::Utf8, true),
+            Field::new("acsRegion", DataType::Utf8, true),
+            Field::new("errorCode", DataType::Utf8, true),
+        ]));
+        Ok(RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(
+                    TimestampMicrosecondArray::from_iter_values(
+                        self.events.iter().map(|e| e.event_time.timestamp_micros()),
+                    )
+                    .with_timezone("UTC"),
+                ),
+                text(&|e| Some(e.event_id.as_str())),
+                text(&|e| e.event_name.as_deref()),
+                text(&|e| e.event_rw.as_deref()),
+                text(&|e| e.user_name.as_deref()),
+                text(&|e| e.source_ip.as_deref()),
+                text(&|e| e.region.as_deref()),
+                text(&|e| e.error_code.as_deref()),
+            ],
+        )?)
+    }
+}
+
+/// The key of a lookup attribute as the API spells it, for any spelling of it.
+fn canonical_key(key: &str) -> Result<&'static str> {
+    KEYS.iter()
+        .find(|k| k.eq_ignore_ascii_case(key.trim()))
+        .copied()
+        .ok_or_else(|| {
+            QueryError::Usage(format!(
+                "unknown lookup attribute `{}`; use one of: {}",
+                key.escape_debug(),
+                KEYS.join(", ")
+            ))
+        })
+}
+
+/// Parse `Key=Value` (the key in any case) into the API's key and the value.
+pub fn parse_attribute(s: &str) -> Result<(String, String)> {
+    let (k, v) = s.split_once('=').ok_or_else(|| {
+        QueryError::Usage(format!(
+            "`{}` must be Key=Value (e.g. EventName=CreateUser)",
+            s.escape_debug()
+        ))
+    })?;
+    Ok((canonical_key(k)?.to_owned(), v.to_owned()))
 }
 
 fn predicate(key: &str, value: &str) -> Result<String> {
     let v = literal_text(value);
-    let canonical = KEYS
-        .iter()
-        .find(|k| k.eq_ignore_ascii_case(key))
-        .ok_or_else(|| {
-            QueryError::Usage(format!(
-                "unknown lookup attribute `{key}`; use one of: {}",
-                KEYS.join(", ")
-            ))
-        })?;
-    Ok(match *canonical {
+    Ok(match canonical_key(key)? {
         "ServiceName" => format!("\"serviceName\" = {v}"),
         "EventName" => format!("\"eventName\" = {v}"),
         "User" => format!("\"userIdentity\".\"userName\" = {v}"),
@@ -113,23 +244,6 @@ fn predicate(key: &str, value: &str) -> Result<String> {
 /// Always a quoted string (an id of digits is still text).
 fn literal_text(v: &str) -> String {
     format!("'{}'", v.replace('\'', "''"))
-}
-
-fn decode_token(t: &str) -> Result<(i64, String)> {
-    let bad = || {
-        QueryError::Usage(format!(
-            "`{t}` is not a next-page token from this lookup; start again without --next-token"
-        ))
-    };
-    let bytes = URL_SAFE_NO_PAD.decode(t.trim()).map_err(|_| bad())?;
-    let text = String::from_utf8(bytes).map_err(|_| bad())?;
-    let rest = text.strip_prefix("v1:").ok_or_else(bad)?;
-    let (ts, id) = rest.split_once(':').ok_or_else(bad)?;
-    Ok((ts.parse().map_err(|_| bad())?, id.to_owned()))
-}
-
-fn encode_token(ts: i64, id: &str) -> String {
-    URL_SAFE_NO_PAD.encode(format!("v1:{ts}:{id}"))
 }
 
 /// The SQL a lookup runs (without its page limit).
@@ -163,12 +277,11 @@ pub fn lookup_sql(req: &LookupRequest) -> Result<String> {
         Direction::Forward => (">", "ASC"),
     };
     if let Some(tok) = &req.next_token {
-        let (t, id) = decode_token(tok)?;
         conds.push(format!(
             "(\"eventTime\" {cmp} {} OR (\"eventTime\" = {} AND coalesce(\"eventId\", '') {cmp} {}))",
-            ts(t),
-            ts(t),
-            literal_text(&id)
+            ts(tok.time_us),
+            ts(tok.time_us),
+            literal_text(&tok.event_id)
         ));
     }
     let filter = if conds.is_empty() {
@@ -184,56 +297,69 @@ pub fn lookup_sql(req: &LookupRequest) -> Result<String> {
     ))
 }
 
+/// A column of a result as text (any string type).
+fn text_column(batch: &RecordBatch, i: usize) -> Result<Vec<Option<String>>> {
+    let col = cast(batch.column(i), &DataType::Utf8)?;
+    let a = col.as_string::<i32>();
+    Ok((0..a.len())
+        .map(|r| a.is_valid(r).then(|| a.value(r).to_owned()))
+        .collect())
+}
+
+fn events_of(batch: &RecordBatch) -> Result<Vec<LookupEvent>> {
+    if batch.num_columns() != 9 {
+        return Err(QueryError::Internal(format!(
+            "a lookup result has {} columns, not 9",
+            batch.num_columns()
+        )));
+    }
+    let times = cast(
+        batch.column(0),
+        &DataType::Timestamp(TimeUnit::Microsecond, None),
+    )?;
+    let times = times.as_primitive::<TimestampMicrosecondType>();
+    let c: Vec<Vec<Option<String>>> = (1..9)
+        .map(|i| text_column(batch, i))
+        .collect::<Result<_>>()?;
+    (0..batch.num_rows())
+        .map(|r| {
+            Ok(LookupEvent {
+                event_time: DateTime::from_timestamp_micros(times.value(r))
+                    .ok_or_else(|| QueryError::Internal("an eventTime out of range".into()))?,
+                event_id: c[0][r].clone().unwrap_or_default(),
+                event_name: c[1][r].clone(),
+                event_rw: c[2][r].clone(),
+                user_name: c[3][r].clone(),
+                source_ip: c[4][r].clone(),
+                region: c[5][r].clone(),
+                error_code: c[6][r].clone(),
+                raw: c[7][r].clone().unwrap_or_default(),
+            })
+        })
+        .collect()
+}
+
 /// Run a lookup.
 pub async fn lookup(engine: &Engine, req: &LookupRequest) -> Result<LookupPage> {
     let max = req.max_results.clamp(1, MAX_RESULTS_LIMIT);
     let sql = format!("{} LIMIT {}", lookup_sql(req)?, max + 1);
-    let mut batches = engine.collect(&sql).await?;
-    let total: usize = batches.iter().map(RecordBatch::num_rows).sum();
-    if total <= max {
+    let mut events = Vec::new();
+    for b in engine.collect(&sql).await? {
+        events.extend(events_of(&b)?);
+    }
+    if events.len() <= max {
         return Ok(LookupPage {
-            batches,
+            events,
             next_token: None,
         });
     }
     // Drop the probe row, and make a token of the last row kept.
-    let mut kept = Vec::new();
-    let mut left = max;
-    for b in batches.drain(..) {
-        if left == 0 {
-            break;
-        }
-        let take = b.num_rows().min(left);
-        kept.push(b.slice(0, take));
-        left -= take;
-    }
-    let last = kept
-        .iter()
-        .rev()
-        .find(|b| b.num_rows() > 0)
-        .ok_or_else(|| QueryError::Usage("empty page".into()))?;
-    let row = last.num_rows() - 1;
-    let times = last
-        .column(0)
-        .as_any()
-        .downcast_ref::<TimestampMicrosecondArray>()
-        .ok_or_else(|| QueryError::Usage("eventTime has an unexpected type".into()))?;
-    let id_col = last.column(1);
-    let id = if let Some(a) = id_col.as_any().downcast_ref::<StringViewArray>() {
-        a.value(row).to_owned()
-    } else if let Some(a) = id_col
-        .as_any()
-        .downcast_ref::<datafusion::arrow::array::StringArray>()
-    {
-        a.value(row).to_owned()
-    } else {
-        return Err(QueryError::Usage("eventId has an unexpected type".into()));
-    };
-    let token = (!times.is_null(row)).then(|| encode_token(times.value(row), &id));
-    Ok(LookupPage {
-        batches: kept,
-        next_token: token,
-    })
+    events.truncate(max);
+    let next_token = events.last().map(|e| NextToken {
+        time_us: e.event_time.timestamp_micros(),
+        event_id: e.event_id.clone(),
+    });
+    Ok(LookupPage { events, next_token })
 }
 
 #[cfg(test)]
@@ -242,12 +368,15 @@ mod tests {
 
     #[test]
     fn tokens_round_trip_and_reject_garbage() {
-        let t = encode_token(1_600_000_000_000_000, "ab'c");
-        assert_eq!(
-            decode_token(&t).ok(),
-            Some((1_600_000_000_000_000, "ab'c".to_owned()))
-        );
-        assert!(decode_token("garbage!").is_err());
+        let t = NextToken {
+            time_us: 1_600_000_000_000_000,
+            event_id: "ab'c".into(),
+        };
+        assert_eq!(t.to_string().parse::<NextToken>().ok(), Some(t));
+        assert!("garbage!".parse::<NextToken>().is_err());
+        assert!(parse_attribute("eventname=X").is_ok_and(|(k, _)| k == "EventName"));
+        assert!(parse_attribute("Colour=red").is_err());
+        assert!(parse_attribute("EventName").is_err());
     }
 
     #[test]

@@ -19,6 +19,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::sqltext::{self, Piece};
 use crate::{QueryError, Result};
 
 mod builtin {
@@ -143,6 +144,23 @@ impl SavedQuery {
         Ok(q)
     }
 
+    /// The query as JSON: name, title, description, tactic, SQL and parameters.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "name": self.name,
+            "title": self.title,
+            "description": self.description,
+            "tactic": self.tactic,
+            "sql": self.sql,
+            "params": self.params.iter().map(|p| serde_json::json!({
+                "name": p.name,
+                "default": p.default,
+                "help": p.help,
+                "required": p.default.is_none(),
+            })).collect::<Vec<_>>(),
+        })
+    }
+
     /// The SQL with parameters bound: `values` override the defaults.
     pub fn bind(&self, values: &BTreeMap<String, String>) -> Result<String> {
         for k in values.keys() {
@@ -196,85 +214,33 @@ pub fn literal(v: &str) -> String {
     }
 }
 
-/// Walk SQL, calling `f` for each `:name` outside strings, comments and `::`.
-fn scan(sql: &str, mut f: impl FnMut(Option<&str>, &str)) {
-    let b = sql.as_bytes();
-    let mut i = 0;
-    let mut plain = 0;
-    while i < b.len() {
-        match b[i] {
-            q @ (b'\'' | b'"') => {
-                i += 1;
-                while i < b.len() {
-                    if b[i] == q {
-                        if b.get(i + 1) == Some(&q) {
-                            i += 2;
-                            continue;
-                        }
-                        break;
-                    }
-                    i += 1;
-                }
-                i += 1;
-            }
-            b'-' if b.get(i + 1) == Some(&b'-') => {
-                while i < b.len() && b[i] != b'\n' {
-                    i += 1;
-                }
-            }
-            b'/' if b.get(i + 1) == Some(&b'*') => {
-                i += 2;
-                while i + 1 < b.len() && !(b[i] == b'*' && b[i + 1] == b'/') {
-                    i += 1;
-                }
-                i += 2;
-            }
-            b':' if b.get(i + 1) == Some(&b':') => i += 2,
-            b':' if b
-                .get(i + 1)
-                .is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_') =>
-            {
-                let start = i + 1;
-                let mut end = start;
-                while end < b.len() && (b[end].is_ascii_alphanumeric() || b[end] == b'_') {
-                    end += 1;
-                }
-                f(None, &sql[plain..i]);
-                f(Some(&sql[start..end]), "");
-                i = end;
-                plain = end;
-            }
-            _ => i += 1,
-        }
-    }
-    f(None, &sql[plain.min(sql.len())..]);
-}
-
-/// The `:name` placeholders used in `sql`.
+/// The `:name` placeholders used in `sql`, in order of first use.
 pub fn placeholders(sql: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    scan(sql, |name, _| {
-        if let Some(n) = name
+    let mut out: Vec<String> = Vec::new();
+    for p in sqltext::pieces(sql) {
+        if let Piece::Placeholder(n) = p
             && !out.iter().any(|o| o == n)
         {
             out.push(n.to_owned());
         }
-    });
+    }
     out
 }
 
 fn substitute(sql: &str, value: &dyn Fn(&str) -> Option<String>) -> String {
     let mut out = String::with_capacity(sql.len() + 64);
-    scan(sql, |name, text| match name {
-        Some(n) => match value(n) {
-            Some(v) => out.push_str(&v),
-            None => {
-                out.push(':');
-                out.push_str(n);
-            }
-        },
-        None => out.push_str(text),
-    });
+    for p in sqltext::pieces(sql) {
+        match p {
+            Piece::Text(t) => out.push_str(t),
+            Piece::Placeholder(n) => match value(n) {
+                Some(v) => out.push_str(&v),
+                None => {
+                    out.push(':');
+                    out.push_str(n);
+                }
+            },
+        }
+    }
     out
 }
 
@@ -345,17 +311,27 @@ impl Library {
     }
 }
 
-/// Parse `k=v` pairs.
-pub fn parse_params<S: AsRef<str>>(pairs: &[S]) -> Result<BTreeMap<String, String>> {
-    let mut out = BTreeMap::new();
-    for p in pairs {
-        let p = p.as_ref();
-        let (k, v) = p.split_once('=').ok_or_else(|| {
-            QueryError::Usage(format!("parameter `{p}` must be written name=value"))
-        })?;
-        out.insert(k.trim().trim_start_matches(':').to_owned(), v.to_owned());
+/// Parse one `name=value` parameter (a leading `:` on the name is allowed).
+pub fn parse_param(p: &str) -> Result<(String, String)> {
+    let (k, v) = p.split_once('=').ok_or_else(|| {
+        QueryError::Usage(format!(
+            "parameter `{}` must be written name=value",
+            p.escape_debug()
+        ))
+    })?;
+    let k = k.trim().trim_start_matches(':');
+    if k.is_empty() || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err(QueryError::Usage(format!(
+            "`{}` is not a parameter name (letters, digits and _)",
+            k.escape_debug()
+        )));
     }
-    Ok(out)
+    Ok((k.to_owned(), v.to_owned()))
+}
+
+/// Parse `name=value` pairs.
+pub fn parse_params<S: AsRef<str>>(pairs: &[S]) -> Result<BTreeMap<String, String>> {
+    pairs.iter().map(|p| parse_param(p.as_ref())).collect()
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! System tables: what the store holds, read from its manifest when the store is opened.
+//! System tables: what the store holds, read from its manifest each time a query scans them
+//! (a long REPL session sees the files that ingest and compaction commit meanwhile).
 //!
 //! * `system.files`: one row per committed event file (path, region, eventDate, rows, bytes,
 //!   time range, the commit generation that added it);
@@ -13,9 +14,14 @@ use datafusion::arrow::array::{
     ArrayRef, Date32Array, RecordBatch, StringArray, TimestampMicrosecondArray, UInt64Array,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use datafusion::catalog::{MemTable, MemorySchemaProvider, SchemaProvider};
+use datafusion::arrow::error::Result as ArrowResult;
+use datafusion::catalog::{MemTable, MemorySchemaProvider, SchemaProvider, Session, TableProvider};
+use datafusion::datasource::TableType;
+use datafusion::error::DataFusionError;
+use datafusion::logical_expr::Expr;
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
-use trail_store::Store;
+use trail_store::{Snapshot, Store};
 
 use crate::Result;
 
@@ -69,24 +75,93 @@ pub fn schemas() -> Vec<SchemaRef> {
     vec![files_schema(), partitions_schema(), store_schema()]
 }
 
-fn days(date: &str) -> i32 {
-    chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| {
-            chrono::NaiveDate::from_ymd_opt(1970, 1, 1).map(|epoch| (d - epoch).num_days() as i32)
-        })
-        .unwrap_or(0)
+#[derive(Default)]
+struct Part {
+    files: u64,
+    rows: u64,
+    bytes: u64,
+    min: i64,
+    max: i64,
+}
+
+fn days(date: chrono::NaiveDate) -> i32 {
+    (date - chrono::NaiveDate::default()).num_days() as i32
 }
 
 fn col<T: datafusion::arrow::array::Array + 'static>(a: T) -> ArrayRef {
     Arc::new(a)
 }
 
-/// Register `system.files`, `system.partitions` and `system.store` with `ctx`.
-pub fn register(ctx: &SessionContext, store: &Store) -> Result<()> {
-    let snap = store.snapshot()?;
+/// The three system tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Files,
+    Partitions,
+    Store,
+}
+
+impl Kind {
+    const ALL: [Kind; 3] = [Kind::Files, Kind::Partitions, Kind::Store];
+
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Files => "files",
+            Kind::Partitions => "partitions",
+            Kind::Store => "store",
+        }
+    }
+
+    fn schema(self) -> SchemaRef {
+        match self {
+            Kind::Files => files_schema(),
+            Kind::Partitions => partitions_schema(),
+            Kind::Store => store_schema(),
+        }
+    }
+}
+
+/// A system table: its rows come from the manifest committed when a query scans it.
+#[derive(Debug)]
+struct SystemTable {
+    kind: Kind,
+    store: Store,
+}
+
+#[async_trait::async_trait]
+impl TableProvider for SystemTable {
+    fn schema(&self) -> SchemaRef {
+        self.kind.schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+        let snap = self
+            .store
+            .snapshot()
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let batch = match self.kind {
+            Kind::Files => files_batch(&snap)?,
+            Kind::Partitions => partitions_batch(&snap)?,
+            Kind::Store => store_batch(&snap)?,
+        };
+        MemTable::try_new(self.kind.schema(), vec![vec![batch]])?
+            .scan(state, projection, filters, limit)
+            .await
+    }
+}
+
+fn files_batch(snap: &Snapshot) -> ArrowResult<RecordBatch> {
     let files = &snap.files;
-    let f_batch = RecordBatch::try_new(
+    RecordBatch::try_new(
         files_schema(),
         vec![
             col(StringArray::from_iter_values(
@@ -97,7 +172,7 @@ pub fn register(ctx: &SessionContext, store: &Store) -> Result<()> {
                 .map(|(f, _)| f.region.as_deref())
                 .collect::<StringArray>()),
             col(Date32Array::from_iter_values(
-                files.iter().map(|(f, _)| days(&f.date)),
+                files.iter().map(|(f, _)| days(f.date)),
             )),
             col(UInt64Array::from_iter_values(
                 files.iter().map(|(f, _)| f.rows),
@@ -117,32 +192,30 @@ pub fn register(ctx: &SessionContext, store: &Store) -> Result<()> {
                 files.iter().map(|(f, _)| f.generation),
             )),
         ],
-    )?;
+    )
+}
 
-    #[derive(Default)]
-    struct Part {
-        files: u64,
-        rows: u64,
-        bytes: u64,
-        min: i64,
-        max: i64,
-    }
-    let mut parts: BTreeMap<(Option<String>, String), Part> = BTreeMap::new();
-    for (f, _) in files {
-        let p = parts
-            .entry((f.region.clone(), f.date.clone()))
-            .or_insert(Part {
-                min: i64::MAX,
-                max: i64::MIN,
-                ..Default::default()
-            });
+/// Per (region, day): files, rows, bytes, time range.
+fn partitions(snap: &Snapshot) -> BTreeMap<(Option<String>, chrono::NaiveDate), Part> {
+    let mut parts: BTreeMap<(Option<String>, chrono::NaiveDate), Part> = BTreeMap::new();
+    for (f, _) in &snap.files {
+        let p = parts.entry((f.region.clone(), f.date)).or_insert(Part {
+            min: i64::MAX,
+            max: i64::MIN,
+            ..Default::default()
+        });
         p.files += 1;
         p.rows += f.rows;
         p.bytes += f.bytes;
         p.min = p.min.min(f.min_time_us);
         p.max = p.max.max(f.max_time_us);
     }
-    let p_batch = RecordBatch::try_new(
+    parts
+}
+
+fn partitions_batch(snap: &Snapshot) -> ArrowResult<RecordBatch> {
+    let parts = partitions(snap);
+    RecordBatch::try_new(
         partitions_schema(),
         vec![
             col(parts
@@ -150,7 +223,7 @@ pub fn register(ctx: &SessionContext, store: &Store) -> Result<()> {
                 .map(|(r, _)| r.as_deref())
                 .collect::<StringArray>()),
             col(Date32Array::from_iter_values(
-                parts.keys().map(|(_, d)| days(d)),
+                parts.keys().map(|(_, d)| days(*d)),
             )),
             col(UInt64Array::from_iter_values(
                 parts.values().map(|p| p.files),
@@ -170,36 +243,40 @@ pub fn register(ctx: &SessionContext, store: &Store) -> Result<()> {
                     .with_timezone("UTC"),
             ),
         ],
-    )?;
+    )
+}
 
-    let min = files.iter().map(|(f, _)| f.min_time_us).min();
-    let max = files.iter().map(|(f, _)| f.max_time_us).max();
-    let s_batch = RecordBatch::try_new(
+fn store_batch(snap: &Snapshot) -> ArrowResult<RecordBatch> {
+    let range = snap.time_range();
+    let (min, max) = (range.map(|r| r.0), range.map(|r| r.1));
+    RecordBatch::try_new(
         store_schema(),
         vec![
             col(StringArray::from(vec![snap.root.display().to_string()])),
             col(UInt64Array::from(vec![snap.generation])),
-            col(UInt64Array::from(vec![files.len() as u64])),
-            col(UInt64Array::from(vec![parts.len() as u64])),
+            col(UInt64Array::from(vec![snap.files.len() as u64])),
+            col(UInt64Array::from(vec![partitions(snap).len() as u64])),
             col(UInt64Array::from(vec![snap.total_rows()])),
             col(UInt64Array::from(vec![snap.total_bytes()])),
             col(TimestampMicrosecondArray::from(vec![min]).with_timezone("UTC")),
             col(TimestampMicrosecondArray::from(vec![max]).with_timezone("UTC")),
         ],
-    )?;
+    )
+}
 
+/// Register `system.files`, `system.partitions` and `system.store` with `ctx`.
+pub fn register(ctx: &SessionContext, store: &Store) -> Result<()> {
     let schema = MemorySchemaProvider::new();
-    for (name, batch) in [
-        ("files", f_batch),
-        ("partitions", p_batch),
-        ("store", s_batch),
-    ] {
-        let table = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
-        schema.register_table(name.to_owned(), Arc::new(table))?;
+    for kind in Kind::ALL {
+        let table = SystemTable {
+            kind,
+            store: store.clone(),
+        };
+        schema.register_table(kind.name().to_owned(), Arc::new(table))?;
     }
     let catalog = ctx
         .catalog(&ctx.state().config_options().catalog.default_catalog)
-        .ok_or_else(|| crate::QueryError::Usage("the default catalog is missing".into()))?;
+        .ok_or_else(|| crate::QueryError::Internal("the default catalog is missing".into()))?;
     catalog.register_schema(SYSTEM_SCHEMA, Arc::new(schema))?;
     Ok(())
 }

@@ -8,7 +8,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// What can go wrong when opening, locking, reading or committing a store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io {
         path: PathBuf,
         #[source]
@@ -22,7 +22,7 @@ pub enum StoreError {
     Locked { path: PathBuf, holder: String },
     #[error("bad partition path component `{component}`: {reason}")]
     BadPartition { component: String, reason: String },
-    #[error("{}: parquet: {source}", path.display())]
+    #[error("{}: parquet", path.display())]
     Parquet {
         path: PathBuf,
         #[source]

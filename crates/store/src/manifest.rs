@@ -39,8 +39,9 @@ pub struct FileEntry {
     /// Path relative to the store root, `/`-separated.
     pub path: String,
     pub region: Option<String>,
-    /// `YYYY-MM-DD`, the UTC date of every eventTime in the file.
-    pub date: String,
+    /// The UTC date of every eventTime in the file (`YYYY-MM-DD` in the manifest).
+    #[serde(with = "iso_date")]
+    pub date: chrono::NaiveDate,
     pub rows: u64,
     pub bytes: u64,
     /// Smallest and largest eventTime, microseconds since the epoch (UTC).
@@ -54,6 +55,22 @@ impl FileEntry {
     /// The partition the file belongs to.
     pub fn partition(&self) -> Result<PartitionKey> {
         PartitionKey::parse_dir(&self.path)
+    }
+}
+
+/// A date as `YYYY-MM-DD` text in the manifest.
+mod iso_date {
+    use chrono::NaiveDate;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(d: &NaiveDate, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&d.format("%Y-%m-%d"))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<NaiveDate, D::Error> {
+        let text = <&str>::deserialize(d)?;
+        NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .map_err(|e| D::Error::custom(format!("date `{text}`: {e}")))
     }
 }
 
@@ -286,6 +303,20 @@ impl Snapshot {
         self.files.iter().map(|(f, _)| f.bytes).sum()
     }
 
+    /// The first and last eventTime (microseconds since the epoch, UTC) of any file.
+    pub fn time_range(&self) -> Option<(i64, i64)> {
+        let min = self.files.iter().map(|(f, _)| f.min_time_us).min()?;
+        let max = self.files.iter().map(|(f, _)| f.max_time_us).max()?;
+        Some((min, max))
+    }
+
+    /// The first and last day with events.
+    pub fn date_range(&self) -> Option<(chrono::NaiveDate, chrono::NaiveDate)> {
+        let min = self.files.iter().map(|(f, _)| f.date).min()?;
+        let max = self.files.iter().map(|(f, _)| f.date).max()?;
+        Some((min, max))
+    }
+
     /// Files grouped by partition directory.
     pub fn partitions(&self) -> BTreeMap<String, Vec<&FileEntry>> {
         let mut out: BTreeMap<String, Vec<&FileEntry>> = BTreeMap::new();
@@ -489,7 +520,7 @@ mod tests {
         let entry = FileEntry {
             path: rel.clone(),
             region: key.region.clone(),
-            date: "2020-12-17".into(),
+            date: "2020-12-17".parse().unwrap(),
             rows: 1,
             bytes: 1,
             min_time_us: 0,

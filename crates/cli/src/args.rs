@@ -1,0 +1,587 @@
+//! Every command-line argument of `trail`, in one place.
+//!
+//! Values are checked while parsing (memory sizes, times, `name=value` parameters, lookup
+//! attributes, page tokens, CIDRs, bounded numbers), so a bad value is a usage error with exit
+//! code 2 before anything runs. Options appear only on the commands they mean something to;
+//! `--store`, `--memory-limit`, `--threads` and `--queries` may also be written before the
+//! command (`trail --store S sql ...`), where they apply to it, or to the REPL without one.
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use ipnet::IpNet;
+use trail_query::lookup::NextToken;
+
+use crate::render::Format;
+
+/// The store used when neither `--store` nor `TRAIL_STORE` names one.
+pub const DEFAULT_STORE: &str = "trail-store";
+
+#[derive(Parser)]
+#[command(
+    name = "trail",
+    version,
+    about = "SQL over your cloud audit events (ActionTrail, CloudTrail)",
+    after_help = "With no command, trail opens the interactive SQL shell on the store.\n\
+                  Exit codes: 0 success, 1 error, 2 usage error, 3 finished but quarantined bad records."
+)]
+pub struct Cli {
+    /// The store directory [default: ./trail-store].
+    #[arg(long, env = "TRAIL_STORE", value_name = "DIR")]
+    pub store: Option<PathBuf>,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    #[command(flatten)]
+    pub library: LibraryArgs,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// How queries run.
+#[derive(Args, Clone, Default)]
+pub struct EngineArgs {
+    /// Memory limit for queries (e.g. 512M, 4G); sorts, aggregates and joins spill to disk
+    /// beyond it. Default: no limit.
+    #[arg(long, env = "TRAIL_MEMORY_LIMIT", value_name = "SIZE", value_parser = memory_size)]
+    pub memory_limit: Option<usize>,
+    /// Worker threads for queries (default: one per core).
+    #[arg(long = "threads", env = "TRAIL_QUERY_THREADS", value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub query_threads: Option<u16>,
+}
+
+/// Where saved queries come from.
+#[derive(Args, Clone, Default)]
+pub struct LibraryArgs {
+    /// A directory of your own saved queries (`*.sql`), added to the built-in library.
+    #[arg(long = "queries", env = "TRAIL_QUERIES", value_name = "DIR")]
+    pub queries_dir: Option<PathBuf>,
+}
+
+/// `--store` on a command (overrides one written before the command).
+#[derive(Args, Clone, Default)]
+pub struct StoreArg {
+    /// The store directory [default: $TRAIL_STORE, else ./trail-store].
+    #[arg(long, value_name = "DIR")]
+    pub store: Option<PathBuf>,
+}
+
+/// Query options on a command (override those written before the command).
+#[derive(Args, Clone, Default)]
+pub struct QueryArgs {
+    #[command(flatten)]
+    pub store: StoreArg,
+    /// Memory limit for queries (e.g. 512M, 4G); sorts, aggregates and joins spill to disk
+    /// beyond it [default: $TRAIL_MEMORY_LIMIT, else none].
+    #[arg(long, value_name = "SIZE", value_parser = memory_size)]
+    pub memory_limit: Option<usize>,
+    /// Worker threads for queries [default: $TRAIL_QUERY_THREADS, else one per core].
+    #[arg(long = "threads", value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub query_threads: Option<u16>,
+}
+
+/// Saved-query directory on a command.
+#[derive(Args, Clone, Default)]
+pub struct QueriesArg {
+    /// A directory of your own saved queries (`*.sql`) [default: $TRAIL_QUERIES].
+    #[arg(long = "queries", value_name = "DIR")]
+    pub queries_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Ingest event files (JSON, NDJSON, gzip; files, directories, `-` for stdin).
+    Ingest(IngestArgs),
+    /// Merge small files of each partition (also done automatically after ingest).
+    Compact(CompactArgs),
+    /// Show what the store holds: partitions, files, events, time range.
+    Info(InfoArgs),
+    /// Run SQL against the store.
+    Sql(SqlArgs),
+    /// The interactive SQL shell (also what `trail` alone opens).
+    Repl(ReplArgs),
+    /// List the saved analyses, or show one (its parameters and SQL).
+    Queries(QueriesArgs),
+    /// Run a saved analysis.
+    Run(RunArgs),
+    /// Look events up by attribute, like the LookupEvents API, on the local store.
+    Lookup(LookupArgs),
+    /// Find insight events: unusual source IPs per identity, unusual API call and error rates.
+    #[command(subcommand)]
+    Insight(InsightCommand),
+    /// Generate realistic ActionTrail events (a delivery tree) for tests and benchmarks.
+    Gen(GenArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write the manual pages (`trail.1`, `trail-ingest.1`, ...) into a directory.
+    Man {
+        /// Where to write them.
+        #[arg(value_name = "DIR")]
+        out: PathBuf,
+    },
+}
+
+impl Command {
+    /// The store options the command takes (`None`: it uses no store).
+    pub fn store_arg(&self) -> Option<&StoreArg> {
+        match self {
+            Command::Ingest(a) => Some(&a.store),
+            Command::Compact(a) => Some(&a.store),
+            Command::Info(a) => Some(&a.store),
+            Command::Sql(a) => Some(&a.query.store),
+            Command::Repl(a) => Some(&a.query.store),
+            Command::Run(a) => Some(&a.query.store),
+            Command::Lookup(a) => Some(&a.query.store),
+            Command::Insight(c) => Some(&c.query().store),
+            Command::Queries(_)
+            | Command::Gen(_)
+            | Command::Completions { .. }
+            | Command::Man { .. } => None,
+        }
+    }
+
+    /// The query options the command takes.
+    pub fn query_args(&self) -> Option<&QueryArgs> {
+        match self {
+            Command::Sql(a) => Some(&a.query),
+            Command::Repl(a) => Some(&a.query),
+            Command::Run(a) => Some(&a.query),
+            Command::Lookup(a) => Some(&a.query),
+            Command::Insight(c) => Some(c.query()),
+            _ => None,
+        }
+    }
+
+    /// The saved-query directory option the command takes.
+    pub fn queries_arg(&self) -> Option<&QueriesArg> {
+        match self {
+            Command::Repl(a) => Some(&a.queries),
+            Command::Queries(a) => Some(&a.queries),
+            Command::Run(a) => Some(&a.queries),
+            _ => None,
+        }
+    }
+
+    /// The command's name as typed (`insight ip`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Ingest(_) => "ingest",
+            Command::Compact(_) => "compact",
+            Command::Info(_) => "info",
+            Command::Sql(_) => "sql",
+            Command::Repl(_) => "repl",
+            Command::Queries(_) => "queries",
+            Command::Run(_) => "run",
+            Command::Lookup(_) => "lookup",
+            Command::Insight(InsightCommand::Ip(_)) => "insight ip",
+            Command::Insight(InsightCommand::Rate(_)) => "insight rate",
+            Command::Insight(InsightCommand::Export(_)) => "insight export",
+            Command::Gen(_) => "gen",
+            Command::Completions { .. } => "completions",
+            Command::Man { .. } => "man",
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct InfoArgs {
+    #[command(flatten)]
+    pub store: StoreArg,
+    /// Print as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct ReplArgs {
+    #[command(flatten)]
+    pub query: QueryArgs,
+    #[command(flatten)]
+    pub queries: QueriesArg,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+}
+
+#[derive(Args)]
+pub struct QueriesArgs {
+    #[command(flatten)]
+    pub queries: QueriesArg,
+    /// Show this query in full.
+    pub name: Option<String>,
+    /// Print as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand)]
+pub enum InsightCommand {
+    /// IpInsight: operations of an identity from a source IP unusual for it.
+    Ip(IpArgs),
+    /// ApiCallRateInsight and ApiErrorRateInsight: write-call and error rates per minute far
+    /// above their baseline, per account, region and event name.
+    Rate(RateArgs),
+    /// Write every stored insight as NDJSON under DIR in the
+    /// `Actiontrail-Insight/<region>/<YYYY>/<MM>/<DD>/` layout.
+    Export(ExportArgs),
+}
+
+impl InsightCommand {
+    fn query(&self) -> &QueryArgs {
+        match self {
+            InsightCommand::Ip(a) => &a.run.query,
+            InsightCommand::Rate(a) => &a.run.query,
+            InsightCommand::Export(a) => &a.query,
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub query: QueryArgs,
+    /// Where to write.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// First day exported (YYYY-MM-DD).
+    #[arg(long)]
+    pub since: Option<NaiveDate>,
+    /// Last day exported (YYYY-MM-DD).
+    #[arg(long)]
+    pub until: Option<NaiveDate>,
+}
+
+#[derive(Args)]
+pub struct InsightRunArgs {
+    #[command(flatten)]
+    pub query: QueryArgs,
+    /// First day to judge (YYYY-MM-DD). Default: the last day judged before (again, since it
+    /// may have grown), or the store's first day.
+    #[arg(long)]
+    pub since: Option<NaiveDate>,
+    /// Last day to judge. Default: the store's last day.
+    #[arg(long)]
+    pub until: Option<NaiveDate>,
+    /// Replay history day by day from --since (default: the store's first day), as if the job
+    /// had run every day; findings already stored are not written twice.
+    #[arg(long)]
+    pub backtest: bool,
+    /// Report findings without writing them to the store.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Fail at once if another trail process is writing the store, instead of waiting.
+    #[arg(long, env = "TRAIL_NO_WAIT")]
+    pub no_wait: bool,
+    /// Print the report as JSON (findings as insight records).
+    #[arg(long)]
+    pub json: bool,
+    /// Most findings listed (all are written).
+    #[arg(long, default_value_t = 40)]
+    pub max_rows: usize,
+}
+
+#[derive(Args)]
+pub struct IpArgs {
+    #[command(flatten)]
+    pub run: InsightRunArgs,
+    /// Days of history an identity's usual IPs are learned from.
+    #[arg(long, default_value_t = 14, value_parser = clap::value_parser!(u32).range(1..=366))]
+    pub baseline_days: u32,
+    /// Active days an identity needs in the baseline to be judged on its own (else its
+    /// account's baseline is used).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(0..=366))]
+    pub min_history_days: u32,
+    /// Events an identity needs in the baseline to be judged on its own.
+    #[arg(long, default_value_t = 20)]
+    pub min_history_events: u64,
+    /// An IPv4 address in the same /N network as a usual IP is near, not unusual (32: off).
+    #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u8).range(0..=32))]
+    pub near_v4: u8,
+    /// An IPv6 address in the same /N network as a usual IP is near, not unusual (128: off).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u8).range(0..=128))]
+    pub near_v6: u8,
+    /// Unusual operations less than this many minutes apart form one insight (at most a week).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(i64).range(1..=10_080))]
+    pub gap_minutes: i64,
+    /// IPs or CIDRs never reported, comma-separated (may be repeated).
+    #[arg(long, value_delimiter = ',', value_parser = cidr, value_name = "CIDR")]
+    pub whitelist: Vec<IpNet>,
+    /// A file of IPs or CIDRs never reported, one per line (`#` comments).
+    #[arg(long, value_name = "FILE")]
+    pub whitelist_file: Vec<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct RateArgs {
+    #[command(flatten)]
+    pub run: InsightRunArgs,
+    /// Days before a minute's day its baseline mean is learned from.
+    #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=366))]
+    pub baseline_days: u32,
+    /// Days before a minute's day its baseline deviation is learned from.
+    #[arg(long, default_value_t = 28, value_parser = clap::value_parser!(u32).range(1..=366))]
+    pub learn_days: u32,
+    /// Days of store history needed before a day is judged.
+    #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(0..=366))]
+    pub min_history_days: u32,
+    /// A minute is unusual above mean + this many standard deviations...
+    #[arg(long, default_value_t = 6.0, value_parser = sigmas)]
+    pub sigmas: f64,
+    /// ...and with at least this many calls.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
+    pub min_per_minute: u64,
+    /// Unusual minutes at most this many minutes apart form one insight (at most a day).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(i64).range(1..=1_440))]
+    pub gap_minutes: i64,
+}
+
+#[derive(Args)]
+pub struct IngestArgs {
+    #[command(flatten)]
+    pub store: StoreArg,
+    /// Files or directories to ingest; `-` reads standard input.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Print the summary as JSON.
+    #[arg(long, env = "TRAIL_JSON")]
+    pub json: bool,
+    /// Fail at once if another trail process is writing the store, instead of waiting.
+    #[arg(long, env = "TRAIL_NO_WAIT")]
+    pub no_wait: bool,
+    /// Decoder threads (0: one per core). A file reader thread and the writer (which dedups,
+    /// sorts and encodes) run beside them: the ingest uses N + 2 threads.
+    #[arg(long, env = "TRAIL_THREADS", default_value_t = 0,
+          value_parser = clap::value_parser!(u16).range(0..=1024))]
+    pub threads: u16,
+    /// MiB of decoded events buffered before a partition is written out.
+    #[arg(long, env = "TRAIL_MEMORY_BUDGET_MB", default_value_t = 160,
+          value_parser = clap::value_parser!(u32).range(16..=1_048_576))]
+    pub memory_budget_mb: u32,
+    /// Records larger than this many bytes are quarantined.
+    #[arg(long, env = "TRAIL_MAX_RECORD_BYTES", default_value_t = 16 << 20,
+          value_parser = clap::value_parser!(u32).range(1_024..=1 << 30))]
+    pub max_record_bytes: u32,
+    /// When a record has no eventTime, use Logstash's `@timestamp` instead of quarantining it.
+    #[arg(long, env = "TRAIL_EVENT_TIME_FALLBACK")]
+    pub event_time_fallback: bool,
+    /// Do not compact the partitions this ingest touched.
+    #[arg(long, env = "TRAIL_NO_COMPACT")]
+    pub no_compact: bool,
+    /// Show no progress bar even on a terminal.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Args)]
+pub struct CompactArgs {
+    #[command(flatten)]
+    pub store: StoreArg,
+    /// Compact a partition once it has at least this many small files.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(2..=1_000_000))]
+    pub min_files: u32,
+    /// Fail at once if another trail process is writing the store.
+    #[arg(long, env = "TRAIL_NO_WAIT")]
+    pub no_wait: bool,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct OutputArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+    /// Show at most this many rows of a result (default: all).
+    #[arg(long)]
+    pub max_rows: Option<usize>,
+    /// Print how long each statement took.
+    #[arg(long)]
+    pub timing: bool,
+}
+
+#[derive(Args)]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["command", "file"])))]
+pub struct SqlArgs {
+    #[command(flatten)]
+    pub query: QueryArgs,
+    /// The SQL to run.
+    #[arg(short = 'c', long = "command")]
+    pub command: Option<String>,
+    /// A file of SQL to run (`-` reads standard input).
+    #[arg(short = 'f', long)]
+    pub file: Option<PathBuf>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub query: QueryArgs,
+    #[command(flatten)]
+    pub queries: QueriesArg,
+    /// The saved query (`trail queries` lists them).
+    pub name: String,
+    /// A parameter, `name=value` (repeatable).
+    #[arg(long = "param", short = 'p', value_parser = param, value_name = "NAME=VALUE")]
+    pub params: Vec<(String, String)>,
+    /// Print the SQL that would run instead of running it.
+    #[arg(long)]
+    pub print_sql: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum LookupDirection {
+    Forward,
+    Backward,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum LookupOutput {
+    Json,
+    Table,
+}
+
+#[derive(Args)]
+pub struct LookupArgs {
+    #[command(flatten)]
+    pub query: QueryArgs,
+    /// `Key=Value`; keys: ServiceName, EventName, User, EventId, ResourceType, ResourceName,
+    /// EventRW, EventAccessKeyId, SourceIpAddress, EventType, RoleName. Repeatable: different
+    /// keys must all match, values of one key any.
+    #[arg(long = "attr", short = 'a', value_parser = attribute, value_name = "KEY=VALUE")]
+    pub attrs: Vec<(String, String)>,
+    /// Events at or after this time (RFC 3339 or YYYY-MM-DD, UTC).
+    #[arg(long, value_parser = user_time)]
+    pub start: Option<DateTime<Utc>>,
+    /// Events before this time (RFC 3339 or YYYY-MM-DD, UTC).
+    #[arg(long, value_parser = user_time)]
+    pub end: Option<DateTime<Utc>>,
+    /// Events per page.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub max_results: u32,
+    /// The token printed by the previous page.
+    #[arg(long, value_parser = next_token)]
+    pub next_token: Option<NextToken>,
+    /// `backward`: newest first (the vendor's order); `forward`: oldest first.
+    #[arg(long, value_enum, default_value = "backward")]
+    pub direction: LookupDirection,
+    /// `json`: the original records with the next token; `table`: a summary line per event.
+    #[arg(long, value_enum, default_value = "table")]
+    pub output: LookupOutput,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum GenFormat {
+    Array,
+    Ndjson,
+    Records,
+}
+
+#[derive(Args)]
+pub struct GenArgs {
+    /// Where to write the delivery tree.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Events to write (exactly).
+    #[arg(long, default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..=10_000_000_000))]
+    pub events: u64,
+    /// Seed of the random streams (the same seed writes the same bytes).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Days of history.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3_660))]
+    pub days: u32,
+    /// Regions used.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub regions: u16,
+    /// How events are laid out in a file.
+    #[arg(long, value_enum, default_value = "array")]
+    pub format: GenFormat,
+    /// Inject this many labelled anomalies of each kind (new IP, new network, write burst,
+    /// error storm, and the nearby and whitelisted IPs that must raise nothing).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    pub anomalies: u32,
+    /// Write the labels of the injected anomalies to this file (JSON).
+    #[arg(long, value_name = "FILE")]
+    pub labels: Option<PathBuf>,
+    /// Generate the IP-churn world instead of the benchmark mix: identities whose source
+    /// addresses churn as real users' do (office NAT, home ISP leases, mobile carrier NAT,
+    /// hosted CI runners, cloud services, travel), with --anomalies stolen-key uses labelled.
+    /// --events is not used; the world has --identities identities over --days days.
+    #[arg(long)]
+    pub world: bool,
+    /// Identities of the IP-churn world.
+    #[arg(long, default_value_t = 350, requires = "world",
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub identities: u32,
+    /// Accounts of the IP-churn world.
+    #[arg(long, default_value_t = 12, requires = "world",
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub accounts: u32,
+    /// Write the IP-churn world's IP-to-ASN table here (`range_start,range_end,asn,organization`).
+    #[arg(long, value_name = "FILE", requires = "world")]
+    pub asn_csv: Option<PathBuf>,
+    /// Print what was written as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn memory_size(s: &str) -> Result<usize, String> {
+    trail_query::parse_memory_size(s).map_err(|e| e.to_string())
+}
+
+fn user_time(s: &str) -> Result<DateTime<Utc>, String> {
+    trail_query::time::parse_user_time(s).map_err(|e| e.to_string())
+}
+
+fn param(s: &str) -> Result<(String, String), String> {
+    trail_query::saved::parse_param(s).map_err(|e| e.to_string())
+}
+
+fn attribute(s: &str) -> Result<(String, String), String> {
+    trail_query::lookup::parse_attribute(s).map_err(|e| e.to_string())
+}
+
+fn next_token(s: &str) -> Result<NextToken, String> {
+    s.parse::<NextToken>().map_err(|e| e.to_string())
+}
+
+fn cidr(s: &str) -> Result<IpNet, String> {
+    trail_query::ip::parse_net(s.trim()).ok_or_else(|| {
+        format!(
+            "`{}` is not an IP address or CIDR (e.g. 203.0.113.0/24)",
+            s.escape_debug()
+        )
+    })
+}
+
+fn sigmas(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && (0.0..=1000.0).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "`{}` is not a number of standard deviations from 0 to 1000",
+            s.escape_debug()
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_arguments_are_consistent() {
+        Cli::command().debug_assert();
+    }
+}
