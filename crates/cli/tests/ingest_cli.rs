@@ -3,49 +3,13 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 
-fn trail() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_trail"));
-    c.env_remove("TRAIL_STORE").env("NO_COLOR", "1");
-    c
-}
-
-fn run(args: &[&str]) -> Output {
-    trail().args(args).output().expect("trail runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn testdata() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/events")
-}
-
-fn public() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/public");
-    if p.is_dir() {
-        Some(p)
-    } else {
-        eprintln!(
-            "NOTICE: {} is absent; skipping this public-data test",
-            p.display()
-        );
-        None
-    }
-}
-
-fn json(o: &Output) -> serde_json::Value {
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout(o)))
-}
+mod common;
+use common::*;
 
 fn info(store: &Path) -> serde_json::Value {
     let o = run(&["info", "--json", "--store", store.to_str().unwrap()]);
@@ -467,7 +431,7 @@ fn many_small_ingests_are_compacted() {
 
 #[test]
 fn public_cloudtrail_data() {
-    let Some(public) = public() else { return };
+    let Some(public) = public_data() else { return };
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
     let s = store.to_str().unwrap();
@@ -517,25 +481,18 @@ fn public_cloudtrail_data() {
 /// DuckDB and pyarrow read the store directory and count the same rows.
 #[test]
 fn duckdb_and_pyarrow_read_the_store() {
-    let have = Command::new("python3")
-        .args(["-c", "import duckdb, pyarrow"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !have {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must install duckdb and pyarrow (pip install duckdb pyarrow)"
-        );
-        eprintln!(
-            "NOTICE: python3 with duckdb and pyarrow not found; skipping (pip install duckdb pyarrow)"
-        );
+    if !require(
+        "python3 with duckdb and pyarrow",
+        python_has("duckdb, pyarrow"),
+        "pip install duckdb pyarrow",
+    ) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
     let s = store.to_str().unwrap();
     let mut inputs = vec![testdata()];
-    if let Some(p) = public() {
+    if let Some(p) = public_data() {
         inputs.push(p.join("invictus-aws-dataset/CloudTrail"));
     }
     let mut args = vec!["ingest", "--store", s, "--json"];

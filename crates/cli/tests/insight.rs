@@ -5,35 +5,20 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::OnceLock;
 
 use serde_json::Value;
 
-fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_trail"))
-}
+mod common;
+use common::*;
 
 fn run(store: &Path, args: &[&str]) -> Output {
-    let out = Command::new(bin())
-        .arg("--store")
-        .arg(store)
-        .args(args)
-        .env_remove("TRAIL_MEMORY_LIMIT")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "trail {args:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    ok_on(store, args)
 }
 
 fn json_out(store: &Path, args: &[&str]) -> Value {
-    let out = run(store, args);
-    serde_json::from_slice(&out.stdout).unwrap()
+    json(&run(store, args))
 }
 
 const WHITELIST: &str = "59.82.0.0/16";
@@ -55,7 +40,7 @@ fn world() -> &'static World {
         let input = dir.path().join("in");
         let labels = dir.path().join("labels.json");
         let store = dir.path().join("store");
-        let out = Command::new(bin())
+        let out = common::trail()
             .args(["gen", "--events", "80000", "--regions", "4", "--seed", "11"])
             .args(["--days", &DAYS.to_string(), "--anomalies", "6", "--out"])
             .arg(&input)
@@ -116,8 +101,11 @@ fn labels_of(kinds: &[&str]) -> Vec<&'static Value> {
         .collect()
 }
 
-fn ratio(a: usize, b: usize) -> f64 {
-    if b == 0 { 1.0 } else { a as f64 / b as f64 }
+/// `a / b`, where `b` is what was expected or found: zero of either is a failed test, not a
+/// perfect score.
+fn ratio(a: usize, b: usize, what: &str) -> f64 {
+    assert!(b > 0, "no {what}: recall and precision are undefined");
+    a as f64 / b as f64
 }
 
 #[test]
@@ -150,8 +138,8 @@ fn ip_insight_finds_new_ips_and_nothing_else() {
         .filter(|r| positives.iter().any(|l| hit(l, r)))
         .count();
     let (recall, precision) = (
-        ratio(recalled, positives.len()),
-        ratio(precise, found.len()),
+        ratio(recalled, positives.len(), "labelled anomalies"),
+        ratio(precise, found.len(), "IpInsights"),
     );
     eprintln!(
         "IpInsight: {} labels, {} insights, recall {recall:.3}, precision {precision:.3}",
@@ -235,11 +223,29 @@ fn rate_insights_find_bursts_and_error_storms() {
             .iter()
             .filter(|r| r["insightDetails"]["insightType"] == ty)
             .collect();
+        // An insight finds a label when it is about the same series (account, region, event
+        // name), names the label's principal first among its identities, and its window
+        // overlaps the label's.
+        let end_of = |r: &Value| -> String {
+            report["records"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| {
+                    e["sharedEventId"] == r["sharedEventId"]
+                        && e["insightDetails"]["state"] == "End"
+                })
+                .map(|e| e["eventTime"].as_str().unwrap().to_owned())
+                .unwrap()
+        };
         let hit = |l: &Value, r: &Value| {
+            let top = &r["insightDetails"]["insightContext"]["attributions"]["principalId"][0];
             r["recipientAccountId"] == l["account"]
                 && r["acsRegion"] == l["region"]
                 && r["eventName"] == l["eventName"]
+                && top["value"] == l["principalId"]
                 && r["eventTime"].as_str().unwrap() <= l["end"].as_str().unwrap()
+                && end_of(r).as_str() >= l["start"].as_str().unwrap()
         };
         let recalled = labels
             .iter()
@@ -249,7 +255,10 @@ fn rate_insights_find_bursts_and_error_storms() {
             .iter()
             .filter(|r| labels.iter().any(|l| hit(l, r)))
             .count();
-        let (recall, precision) = (ratio(recalled, labels.len()), ratio(precise, of_type.len()));
+        let (recall, precision) = (
+            ratio(recalled, labels.len(), &format!("{kind} labels")),
+            ratio(precise, of_type.len(), ty),
+        );
         eprintln!(
             "{ty}: {} labels, {} insights, recall {recall:.3}, precision {precision:.3}",
             labels.len(),

@@ -2,54 +2,13 @@
 //! `trail sql`, `trail run`, `trail queries` and `trail lookup` as a user runs them.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::process::{Output, Stdio};
 
-fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_trail"))
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn store() -> &'static Path {
-    static S: OnceLock<tempfile::TempDir> = OnceLock::new();
-    S.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let out = Command::new(bin())
-            .args(["ingest", "-q", "--store"])
-            .arg(dir.path())
-            .arg(repo().join("testdata/security/actiontrail.ndjson"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        dir
-    })
-    .path()
-}
+mod common;
+use common::*;
 
 fn trail(args: &[&str]) -> Output {
-    Command::new(bin())
-        .arg("--store")
-        .arg(store())
-        .args(args)
-        .env_remove("TRAIL_MEMORY_LIMIT")
-        .output()
-        .unwrap()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
+    run_on(fixture_store(), args)
 }
 
 const Q: &str = "SELECT eventName, count(*) AS n FROM events WHERE eventName LIKE 'Delete%' \
@@ -113,14 +72,16 @@ fn errors_point_into_the_sql_and_exit_non_zero() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("error:"), "{}", stderr(&o));
     assert!(o.stdout.is_empty());
-    let o = Command::new(bin())
-        .args(["sql", "-c", "SELECT 1", "--store"])
-        .arg(repo().join("no-such-store"))
-        .output()
-        .unwrap();
+    let o = run(&[
+        "sql",
+        "-c",
+        "SELECT 1",
+        "--store",
+        repo().join("no-such-store").to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
-        stderr(&o).contains("is not a trail store"),
+        stderr(&o).contains("no trail store at") && stderr(&o).contains("trail ingest --store"),
         "{}",
         stderr(&o)
     );
@@ -143,9 +104,9 @@ fn sql_from_a_file_and_several_statements() {
 
 #[test]
 fn head_closes_the_pipe_quietly() {
-    let mut child = Command::new(bin())
+    let mut child = common::trail()
         .arg("--store")
-        .arg(store())
+        .arg(fixture_store())
         .args([
             "sql",
             "-c",
@@ -183,27 +144,16 @@ fn csv_neutralizes_formulas_from_event_data() {
     )
     .unwrap();
     let s = dir.path().join("s");
-    assert!(
-        Command::new(bin())
-            .args(["ingest", "-q", "--store"])
-            .arg(&s)
-            .arg(&f)
-            .status()
-            .unwrap()
-            .success()
-    );
-    let o = Command::new(bin())
-        .args([
-            "sql",
-            "--format",
-            "csv",
-            "-c",
-            "SELECT eventName, userAgent, userIdentity.userName AS u FROM events",
-            "--store",
-        ])
-        .arg(&s)
-        .output()
-        .unwrap();
+    ingest(&s, &[&f]);
+    let o = run(&[
+        "sql",
+        "--format",
+        "csv",
+        "-c",
+        "SELECT eventName, userAgent, userIdentity.userName AS u FROM events",
+        "--store",
+        s.to_str().unwrap(),
+    ]);
     assert_eq!(
         stdout(&o),
         "eventName,userAgent,u\n\"'=HYPERLINK(\"\"http://x\"\")\",'@SUM(1),'+cmd\n"
@@ -245,21 +195,23 @@ fn saved_queries_list_show_and_run() {
         "csv",
     ]);
     assert_eq!(stdout(&o).lines().count(), 2, "{}", stdout(&o));
-    // Required parameter missing; unknown parameter; unknown query: clear errors.
+    // Required parameter missing; unknown parameter; unknown query: clear usage errors.
     let o = trail(&["run", "activity_by_ip"]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2));
     assert!(
         stderr(&o).contains("needs the parameter `ip`"),
         "{}",
         stderr(&o)
     );
     let o = trail(&["run", "activity_by_ip", "-p", "colour=red"]);
+    assert_eq!(o.status.code(), Some(2));
     assert!(
         stderr(&o).contains("has no parameter `colour`"),
         "{}",
         stderr(&o)
     );
     let o = trail(&["run", "failed_signin"]);
+    assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("did you mean"), "{}", stderr(&o));
     // Values never change the shape of the query.
     let o = trail(&[
@@ -290,6 +242,57 @@ fn lookup_json_and_table() {
     assert_eq!(v["Events"][0]["requestParameters"]["Name"], "org-trail");
     assert!(v["NextToken"].is_null());
 
+    // Pages: the second starts right after the first, in the same order, with no overlap
+    // and no gap (checked against one page holding both).
+    let page = |max: &str, token: Option<&str>| {
+        let mut args = vec![
+            "lookup",
+            "-a",
+            "User=eve",
+            "-a",
+            "EventRW=Write",
+            "--max-results",
+            max,
+            "--start",
+            "2024-05-01",
+            "--end",
+            "2024-05-02",
+            "--output",
+            "json",
+        ];
+        if let Some(t) = token {
+            args.extend(["--next-token", t]);
+        }
+        let o = trail(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        json(&o)
+    };
+    let ids = |v: &serde_json::Value| -> Vec<String> {
+        v["Events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["eventId"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let both = page("6", None);
+    assert_eq!(ids(&both).len(), 6, "{both}");
+    let first = page("3", None);
+    let token = first["NextToken"].as_str().unwrap().to_owned();
+    let second = page("3", Some(&token));
+    assert_eq!(ids(&first), ids(&both)[..3]);
+    assert_eq!(ids(&second), ids(&both)[3..]);
+    let times: Vec<String> = both["Events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["eventTime"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        times.windows(2).all(|w| w[0] >= w[1]),
+        "newest first: {times:?}"
+    );
+    // The table view of the same page.
     let o = trail(&[
         "lookup",
         "-a",
@@ -305,40 +308,29 @@ fn lookup_json_and_table() {
     ]);
     let out = stdout(&o);
     assert!(out.contains("(3 rows)"), "{out}");
-    let token = out
-        .lines()
-        .find_map(|l| l.strip_prefix("more events: add --next-token "))
-        .unwrap()
-        .to_owned();
-    let o = trail(&[
-        "lookup",
-        "-a",
-        "User=eve",
-        "-a",
-        "EventRW=Write",
-        "--max-results",
-        "3",
-        "--start",
-        "2024-05-01",
-        "--end",
-        "2024-05-02",
-        "--next-token",
-        &token,
-    ]);
-    assert!(stdout(&o).contains("rows)"), "{}", stdout(&o));
-    let o = trail(&["lookup", "-a", "Colour=red"]);
-    assert_eq!(o.status.code(), Some(1));
     assert!(
-        stderr(&o).contains("unknown lookup attribute"),
-        "{}",
-        stderr(&o)
+        out.contains(&format!("more events: add --next-token {token}")),
+        "{out}"
     );
-    let o = trail(&["lookup", "-a", "User=eve", "--next-token", "bogus"]);
-    assert!(
-        stderr(&o).contains("not a next-page token"),
-        "{}",
-        stderr(&o)
-    );
+    for id in ids(&first) {
+        assert!(out.contains(&id), "{id} not in {out}");
+    }
+    // Bad attributes, times and tokens are usage errors (exit 2), caught before any query.
+    let cases: &[(&[&str], &str)] = &[
+        (&["lookup", "-a", "Colour=red"], "unknown lookup attribute"),
+        (&["lookup", "-a", "EventName"], "must be Key=Value"),
+        (
+            &["lookup", "-a", "User=eve", "--next-token", "bogus"],
+            "not a next-page token",
+        ),
+        (&["lookup", "--start", "yesterday"], "is not a time"),
+        (&["lookup", "--max-results", "0"], "max-results"),
+    ];
+    for (args, says) in cases {
+        let o = trail(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(says), "{args:?}: {}", stderr(&o));
+    }
 }
 
 #[test]
@@ -353,6 +345,157 @@ fn memory_limit_flag() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("--memory-limit"), "{}", stderr(&o));
     let o = trail(&["--memory-limit", "lots", "sql", "-c", "SELECT 1"]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("not a memory size"), "{}", stderr(&o));
+    let o = trail(&["sql", "--memory-limit", "5X", "-c", "SELECT 1"]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = trail(&[
+        "sql",
+        "--memory-limit",
+        "1G",
+        "--threads",
+        "1",
+        "-c",
+        "SELECT 1 AS one",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// Every value checked after parsing is a usage error with exit code 2, as clap's own are.
+#[test]
+fn usage_errors_exit_2() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["run", "activity_by_ip", "-p", "ip"],
+            "must be written name=value",
+        ),
+        (
+            &["run", "activity_by_ip", "-p", "a b=1"],
+            "is not a parameter name",
+        ),
+        (
+            &["insight", "ip", "--gap-minutes", "99999999999999999999"],
+            "gap-minutes",
+        ),
+        (&["insight", "ip", "--gap-minutes", "0"], "gap-minutes"),
+        (&["insight", "ip", "--near-v4", "33"], "near-v4"),
+        (
+            &["insight", "ip", "--whitelist", "10.0.0.0/33"],
+            "not an IP address or CIDR",
+        ),
+        (
+            &["insight", "rate", "--sigmas", "NaN"],
+            "standard deviations",
+        ),
+        (&["insight", "rate", "--gap-minutes=-5"], "gap-minutes"),
+        (&["insight", "ip", "--since", "2024-13-01"], "since"),
+        (&["sql"], "required"),
+        (
+            &["sql", "-c", "SELECT 1", "-f", "x.sql"],
+            "cannot be used with",
+        ),
+        (
+            &["ingest", "--memory-budget-mb", "1", "x"],
+            "memory-budget-mb",
+        ),
+        (&["gen", "--out", "/tmp/x", "--regions", "17"], "regions"),
+        (
+            &["--threads", "2", "ingest", "x"],
+            "--threads before `ingest` means something else there",
+        ),
+        (&["nosuchcommand"], "unrecognized subcommand"),
+    ];
+    for (args, says) in cases {
+        let o = run(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(says), "{args:?}: {}", stderr(&o));
+    }
+    // A whitelist file with a bad line names the file and line.
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("wl.txt");
+    std::fs::write(&f, "10.0.0.0/8\nnot-an-ip\n").unwrap();
+    let o = trail(&[
+        "insight",
+        "ip",
+        "--dry-run",
+        "--whitelist-file",
+        f.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("wl.txt, line 2"), "{}", stderr(&o));
+}
+
+/// Options appear where they mean something, and `--store` before the command still works.
+#[test]
+fn options_belong_to_their_commands() {
+    let help = stdout(&run(&["gen", "--help"]));
+    for absent in ["--memory-limit", "--queries", "--store", "--threads"] {
+        assert!(!help.contains(absent), "gen --help lists {absent}:\n{help}");
+    }
+    let help = stdout(&run(&["sql", "--help"]));
+    for present in ["--memory-limit", "--store", "--threads", "--format"] {
+        assert!(
+            help.contains(present),
+            "sql --help lacks {present}:\n{help}"
+        );
+    }
+    assert!(!help.contains("--queries"), "{help}");
+    // Options before a command that does not take them are ignored (aliases keep working).
+    let o = run(&["--store", "x", "--memory-limit", "1G", "queries", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Before the command, after it, or from the environment: the command's own wins.
+    let dir = tempfile::tempdir().unwrap();
+    let store = fixture_store().to_str().unwrap();
+    let before = run(&["--store", store, "info", "--json"]);
+    assert_eq!(json(&before)["events"], 303, "{}", stderr(&before));
+    let after = common::trail()
+        .env("TRAIL_STORE", dir.path().join("nothing"))
+        .args(["info", "--json", "--store", store])
+        .output()
+        .unwrap();
+    assert_eq!(json(&after)["events"], 303, "{}", stderr(&after));
+    let env = common::trail()
+        .env("TRAIL_STORE", store)
+        .args(["info", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(json(&env)["events"], 303, "{}", stderr(&env));
+}
+
+/// Shell completions and manual pages cover every command.
+#[test]
+fn completions_and_manual_pages() {
+    for shell in ["bash", "zsh", "fish"] {
+        let o = run(&["completions", shell]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let text = stdout(&o);
+        for cmd in ["ingest", "lookup", "insight", "completions"] {
+            assert!(text.contains(cmd), "{shell} completion lacks {cmd}");
+        }
+        assert!(
+            text.contains("next-token"),
+            "{shell} completion lacks options"
+        );
+    }
+    let o = run(&["completions", "tcsh"]);
+    assert_eq!(o.status.code(), Some(2));
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(&["man", dir.path().to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for page in [
+        "trail.1",
+        "trail-ingest.1",
+        "trail-sql.1",
+        "trail-lookup.1",
+        "trail-insight.1",
+        "trail-insight-ip.1",
+        "trail-insight-rate.1",
+        "trail-gen.1",
+    ] {
+        let text = std::fs::read_to_string(dir.path().join(page))
+            .unwrap_or_else(|e| panic!("{page}: {e}"));
+        assert!(text.contains(".TH"), "{page}");
+    }
+    let ip = std::fs::read_to_string(dir.path().join("trail-insight-ip.1")).unwrap();
+    assert!(ip.contains("whitelist"), "{ip}");
 }

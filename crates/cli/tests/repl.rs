@@ -2,17 +2,12 @@
 //! The REPL driven as a user drives it: the real binary in a terminal (tmux), keys typed,
 //! Tab and Ctrl-C pressed, the screen read back.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::io::Write;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_trail"))
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod common;
+use common::*;
 
 struct Tmux {
     name: String,
@@ -133,21 +128,8 @@ fn repl_as_a_user_types_it() {
         "{\"eventId\":\"H-1\",\"eventTime\":\"2024-05-03T00:00:00Z\",\"acsRegion\":\"cn-hangzhou\",\"eventName\":\"Evil\",\"userAgent\":\"x\\u001b[31mRED\\u001b]0;pwned\\u0007\",\"userIdentity\":{\"type\":\"ram-user\",\"userName\":\"mallory\"}}\n",
     )
     .unwrap();
-    let st = Command::new(bin())
-        .args(["ingest", "-q", "--store"])
-        .arg(&store)
-        .arg(repo().join("testdata/security/actiontrail.ndjson"))
-        .arg(&hostile)
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let st = Command::new(bin())
-        .args(["insight", "ip", "--store"])
-        .arg(&store)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .unwrap();
-    assert!(st.success());
+    ingest(&store, &[&security("actiontrail.ndjson"), &hostile]);
+    ok_on(&store, &["insight", "ip"]);
     let history = dir.path().join("history");
     let cmd = format!(
         "env TRAIL_HISTORY={} {} --store {}",
@@ -158,6 +140,13 @@ fn repl_as_a_user_types_it() {
     let t = Tmux::start(&cmd);
     t.wait_for("trail> ");
 
+    // Tab after FROM completes a table, not the `event*` columns.
+    t.type_text("SELECT count(*) AS n FROM eve");
+    t.keys(&["Tab"]);
+    t.wait_for("FROM events");
+    t.type_text(";");
+    t.keys(&["Enter"]);
+    t.wait_for("(1 row)");
     // Tab completes a nested field name.
     t.type_text("SELECT userIdentity.userN");
     t.keys(&["Tab"]);
@@ -167,7 +156,7 @@ fn repl_as_a_user_types_it() {
     t.keys(&["Enter"]);
     t.type_text("WHERE eventName = 'CreateUser';");
     t.keys(&["Enter"]);
-    let s = t.wait_for("(1 row)");
+    let s = t.wait_for_n("(1 row)", 2);
     assert!(s.contains("│ eve "), "{s}");
     assert!(s.contains("Time: "), "{s}");
 
@@ -237,5 +226,44 @@ fn repl_as_a_user_types_it() {
     assert!(
         h.contains("\\run dormant_identity_reactivated idle_days=21"),
         "{h}"
+    );
+}
+
+/// Piped input runs as a script; a failed statement makes the exit code 1, after the rest ran.
+#[test]
+fn a_piped_script_fails_when_a_statement_fails() {
+    let script = |text: &str| {
+        let mut child = common::trail()
+            .arg("--store")
+            .arg(fixture_store())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let good = script("\\format csv\nSELECT 1 AS a;\nSELECT ';' AS b -- ; here\n;\n");
+    assert!(good.status.success(), "{}", stderr(&good));
+    assert!(stdout(&good).contains("a\n1\n"), "{}", stdout(&good));
+    assert!(stdout(&good).contains("b\n;\n"), "{}", stdout(&good));
+    let bad = script("\\format csv\nSELECT nosuch FROM events;\nSELECT 2 AS after;\n\\nope\n");
+    assert_eq!(bad.status.code(), Some(1), "{}", stderr(&bad));
+    assert!(
+        stdout(&bad).contains("after\n2"),
+        "the rest still ran: {}",
+        stdout(&bad)
+    );
+    assert!(stderr(&bad).contains("nosuch"), "{}", stderr(&bad));
+    assert!(
+        stderr(&bad).contains("2 statements failed"),
+        "{}",
+        stderr(&bad)
     );
 }

@@ -10,9 +10,8 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use trail_query::{Engine, EngineOptions};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod common;
+use common::repo;
 
 fn ingest(store: &Path, paths: &[PathBuf], compact: bool) {
     let mut opts = trail_ingest::IngestOptions {
@@ -153,20 +152,6 @@ fn explain_analyze(store: &Path, sql: &str) -> String {
     text(&b)
 }
 
-/// The number after `name=` in an EXPLAIN ANALYZE metric, summed over operators.
-fn metric(plan: &str, name: &str) -> u64 {
-    plan.match_indices(&format!("{name}="))
-        .map(|(i, m)| {
-            plan[i + m.len()..]
-                .chars()
-                .take_while(char::is_ascii_digit)
-                .collect::<String>()
-                .parse::<u64>()
-                .unwrap_or(0)
-        })
-        .sum()
-}
-
 #[test]
 fn a_day_and_a_region_read_only_that_partition() {
     let (at, _) = fixtures();
@@ -209,57 +194,105 @@ fn a_day_and_a_region_read_only_that_partition() {
 
 #[test]
 fn equality_lookups_skip_row_groups_by_bloom_filter() {
-    // Two files in one partition; an eventId of one of them must prune the other's row group.
+    // One file whose statistics admit the values looked up below (each lies between the
+    // column's min and max) but which holds none of them: only the bloom filters can skip it.
     let dir = tempfile::tempdir().unwrap();
     let a = dir.path().join("a.ndjson");
-    let b = dir.path().join("b.ndjson");
-    let line = |id: &str, ip: &str, m: u32| {
+    let line = |i: u32| {
         format!(
-            r#"{{"eventId":"{id}","eventTime":"2024-05-01T10:{m:02}:00Z","acsRegion":"cn-hangzhou","eventName":"DescribeInstances","sourceIpAddress":"{ip}","userIdentity":{{"type":"ram-user","userName":"u{m}"}}}}"#
+            r#"{{"eventId":"a-{i:02}","eventTime":"2024-05-01T10:{i:02}:00Z","acsRegion":"cn-hangzhou","eventName":"DescribeInstances","sourceIpAddress":"198.51.100.{}","userIdentity":{{"type":"ram-user","userName":"u{i:02}","accessKeyId":"LTAI{i:02}"}}}}"#,
+            if i.is_multiple_of(2) { 1 } else { 9 }
         )
     };
-    std::fs::write(
-        &a,
-        (0..50)
-            .map(|i| line(&format!("a-{i}"), "198.51.100.1", i % 60))
-            .collect::<Vec<_>>()
-            .join("\n"),
-    )
-    .unwrap();
-    std::fs::write(
-        &b,
-        (0..50)
-            .map(|i| line(&format!("b-{i}"), "203.0.113.9", i % 60))
-            .collect::<Vec<_>>()
-            .join("\n"),
-    )
-    .unwrap();
+    std::fs::write(&a, (0..50).map(line).collect::<Vec<_>>().join("\n")).unwrap();
     let store = dir.path().join("store");
     ingest(&store, &[a], false);
-    ingest(&store, &[b], false);
-    assert_eq!(scalar(&store, "SELECT count(*) FROM system.files"), "2");
-
-    let plan = explain_analyze(&store, "SELECT eventName FROM events WHERE eventId = 'a-7'");
-    let pruned = metric(&plan, "row_groups_pruned_bloom_filter")
-        + metric(&plan, "row_groups_pruned_statistics")
-        + metric(&plan, "files_ranges_pruned_statistics");
-    assert!(plan.contains("row_groups_pruned_bloom_filter"), "{plan}");
-    assert!(pruned >= 1, "no row group was skipped:\n{plan}");
+    assert_eq!(scalar(&store, "SELECT count(*) FROM system.files"), "1");
+    for (filter, inside) in [
+        ("eventId = 'a-07x'", ("a-00", "a-49")),
+        (
+            "sourceIpAddress = '198.51.100.5'",
+            ("198.51.100.1", "198.51.100.9"),
+        ),
+    ] {
+        let value = filter.split('\'').nth(1).unwrap();
+        assert!(
+            inside.0 < value && value < inside.1,
+            "{value} is inside {inside:?}"
+        );
+        let plan = explain_analyze(
+            &store,
+            &format!("SELECT eventName FROM events WHERE {filter}"),
+        );
+        assert_eq!(
+            pruned(&plan, "row_groups_pruned_statistics"),
+            0,
+            "statistics must not decide this case:\n{plan}"
+        );
+        assert_eq!(
+            pruned(&plan, "row_groups_pruned_bloom_filter"),
+            1,
+            "the bloom filter did not skip the row group for {filter}:\n{plan}"
+        );
+        assert_eq!(
+            scalar(
+                &store,
+                &format!("SELECT count(*) FROM events WHERE {filter}")
+            ),
+            "0"
+        );
+    }
+    // Fields inside `userIdentity` carry bloom filters too (other engines may use them), but
+    // DataFusion 55 prunes neither by bloom filter nor by statistics through a struct field:
+    // such a lookup reads the row group. (Pinned here so the README says what is true.)
     let plan = explain_analyze(
         &store,
-        "SELECT eventName FROM events WHERE sourceIpAddress = '203.0.113.9'",
+        "SELECT eventName FROM events WHERE userIdentity.userName = 'u07x'",
     );
-    let pruned = metric(&plan, "row_groups_pruned_bloom_filter")
-        + metric(&plan, "row_groups_pruned_statistics")
-        + metric(&plan, "files_ranges_pruned_statistics");
-    assert!(pruned >= 1, "no row group was skipped:\n{plan}");
+    assert_eq!(pruned(&plan, "row_groups_pruned_bloom_filter"), 0, "{plan}");
     assert_eq!(
         scalar(
             &store,
-            "SELECT count(*) FROM events WHERE sourceIpAddress = '203.0.113.9'"
+            "SELECT count(*) FROM events WHERE userIdentity.userName = 'u07x'"
         ),
-        "50"
+        "0"
     );
+    // A value that is there: the bloom filter keeps the row group, and the rows are found.
+    let plan = explain_analyze(
+        &store,
+        "SELECT eventName FROM events WHERE sourceIpAddress = '198.51.100.9'",
+    );
+    assert_eq!(pruned(&plan, "row_groups_pruned_bloom_filter"), 0, "{plan}");
+    assert_eq!(
+        scalar(
+            &store,
+            "SELECT count(*) FROM events WHERE sourceIpAddress = '198.51.100.9'"
+        ),
+        "25"
+    );
+}
+
+/// Row groups a pruning metric skipped: DataFusion prints `name=N total → M matched`.
+fn pruned(plan: &str, name: &str) -> u64 {
+    plan.match_indices(&format!("{name}="))
+        .map(|(i, m)| {
+            let rest = &plan[i + m.len()..];
+            let num = |s: &str| -> u64 {
+                s.chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect::<String>()
+                    .parse()
+                    .unwrap_or(0)
+            };
+            let total = num(rest);
+            match rest.split_once("→ ") {
+                Some((head, tail)) if !head.contains(',') && !head.contains('\n') => {
+                    total - num(tail.trim_start())
+                }
+                _ => total,
+            }
+        })
+        .sum()
 }
 
 #[test]
@@ -503,16 +536,11 @@ fn lookup_pages_stay_valid_while_the_store_grows() {
             };
             lookup(&e, &req).await.unwrap()
         });
-        for b in &page.batches {
-            let ids = b.column(1);
-            let f = datafusion::arrow::util::display::ArrayFormatter::try_new(
-                ids.as_ref(),
-                &Default::default(),
-            )
-            .unwrap();
-            for i in 0..b.num_rows() {
-                seen.push(f.value(i).to_string());
-            }
+        for e in &page.events {
+            seen.push(e.event_id.clone());
+            // The record is kept as it was stored.
+            let raw: serde_json::Value = serde_json::from_str(&e.raw).unwrap();
+            assert_eq!(raw["eventId"], e.event_id.as_str());
         }
         pages += 1;
         if pages == 2 {
@@ -544,7 +572,7 @@ fn lookup_pages_stay_valid_while_the_store_grows() {
             max_results: 50,
             ..Default::default()
         };
-        rows(&lookup(&e, &req).await.unwrap().batches)
+        lookup(&e, &req).await.unwrap().events.len()
     });
     assert_eq!(n, 2);
 }
