@@ -1,28 +1,36 @@
 #!/usr/bin/env python3
-"""Side-by-side ingest benchmark: `trail ingest` against DuckDB on the same generated files.
+"""Side-by-side ingest benchmark: `trail ingest` against the DuckDB binary on the same files.
 
 Usage (from the repository root):
     cargo build --release -p trail-cli
-    python3 benches/ingest_vs_duckdb.py --events 1000000 [--events 10000000]
+    pip install duckdb-cli
+    python3 benches/ingest_vs_duckdb.py --events 1000000 [--events 10000000] [--runs 3]
 
 For each size it generates (once, cached under --work) an ActionTrail delivery tree with the
-project's deterministic generator, then runs, each as a fresh process:
-  * trail ingest into an empty store;
-  * DuckDB: COPY (SELECT ... FROM read_json(..., explicit columns)) TO ... (FORMAT parquet,
-    PARTITION_BY (region, eventDate), COMPRESSION zstd);
-and prints events/s, MB/s (uncompressed JSON), peak RSS and trail's speed relative to DuckDB.
+project's deterministic generator (with labelled anomalies, so the insight benchmark finds
+some), then runs --runs times, each engine as a fresh process:
+
+  * trail: `trail ingest --threads D` into an empty store. D decoder threads work beside a
+    file reader thread and the writer (dedup, sort, encode): D + 2 threads in all;
+  * DuckDB, default settings: COPY (SELECT ... FROM read_json(..., explicit columns)) TO ...
+    (FORMAT parquet, PARTITION_BY (region, eventDate), COMPRESSION zstd), with
+    `SET threads = D + 2`, the same number of threads;
+  * DuckDB, tuned as its documentation recommends for large imports: the same with
+    `SET preserve_insertion_order = false` and `SET memory_limit` (--duckdb-memory-limit).
+
+Both engines' outputs are counted (trail's summary, DuckDB's Parquet read back) and must hold
+every generated event. Printed: seconds, events/s and MB/s of JSON as the median with
+(min-max), peak RSS (max over runs), and trail's throughput and RSS relative to each DuckDB row.
 """
 import argparse
 import json
 import os
-import resource
 import shutil
-import subprocess
+import statistics
 import sys
-import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TRAIL = os.path.join(ROOT, "target", "release", "trail")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
 
 DUCKDB_COLUMNS = {
     "eventId": "VARCHAR", "eventVersion": "VARCHAR", "eventSource": "VARCHAR",
@@ -39,52 +47,7 @@ DUCKDB_COLUMNS = {
     "resourceType": "VARCHAR", "resourceName": "VARCHAR", "recipientAccountId": "VARCHAR",
 }
 
-DUCKDB_SCRIPT = r"""
-import duckdb, sys, json
-src, out, threads, columns = sys.argv[1], sys.argv[2], int(sys.argv[3]), json.loads(sys.argv[4])
-con = duckdb.connect()
-con.execute(f"SET threads = {threads}")
-con.execute("SET enable_progress_bar = false")
-cols = "{" + ", ".join(f"'{k}': '{v}'" for k, v in columns.items()) + "}"
-con.execute(f'''
-COPY (
-  SELECT *, acsRegion AS region, CAST(eventTime AT TIME ZONE 'UTC' AS DATE) AS eventDate
-  FROM read_json('{src}/**/*.json.gz', format = 'array', columns = {cols})
-) TO '{out}' (FORMAT parquet, PARTITION_BY (region, eventDate), COMPRESSION zstd)
-''')
-print(con.execute(f"SELECT count(*) FROM read_parquet('{out}/**/*.parquet')").fetchone()[0])
-"""
-
-
-def run_measured(cmd, timeout=None):
-    """Run a command; return (seconds, peak RSS in bytes of that child, stdout).
-    With `timeout`, a run still going after that many seconds is killed and (None, RSS, "")
-    is returned: the engine did not finish within the time given."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL if timeout else subprocess.PIPE,
-                            stderr=subprocess.DEVNULL if timeout else subprocess.PIPE)
-    if timeout:
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.perf_counter() - start > timeout:
-                proc.kill()
-                _, status, usage = os.wait4(proc.pid, 0)
-                return None, usage.ru_maxrss * 1024, ""
-            time.sleep(0.5)
-        elapsed = time.perf_counter() - start
-        if os.waitstatus_to_exitcode(status) != 0:
-            sys.exit(f"{cmd[0]} failed")
-        return elapsed, usage.ru_maxrss * 1024, ""
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - start
-    out = proc.stdout.read().decode()
-    err = proc.stderr.read().decode()
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode not in (0,):
-        sys.exit(f"{cmd[0]} failed ({proc.returncode}):\n{out}\n{err}")
-    return elapsed, usage.ru_maxrss * 1024, out
+ANOMALIES = 20
 
 
 def generate(events, work):
@@ -95,7 +58,10 @@ def generate(events, work):
         with open(marker) as f:
             return data, json.load(f)
     shutil.rmtree(data, ignore_errors=True)
-    _, _, out = run_measured([TRAIL, "gen", "--json", "--out", data, "--events", str(events)])
+    labels = os.path.join(work, f"gen-{events}.labels.json")
+    _, _, out = common.run_measured([common.trail_binary(), "gen", "--json", "--out", data,
+                                     "--events", str(events), "--anomalies", str(ANOMALIES),
+                                     "--labels", labels])
     stats = json.loads(out)
     stats["compressed_bytes"] = sum(
         os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(data) for f in fs)
@@ -104,57 +70,113 @@ def generate(events, work):
     return data, stats
 
 
+def duckdb_sql(src, out, threads, tuned, memory_limit):
+    cols = "{" + ", ".join(f"'{k}': '{v}'" for k, v in DUCKDB_COLUMNS.items()) + "}"
+    settings = f"SET threads = {threads}; SET enable_progress_bar = false; "
+    if tuned:
+        settings += f"SET preserve_insertion_order = false; SET memory_limit = '{memory_limit}'; "
+    return settings + f"""
+COPY (
+  SELECT *, acsRegion AS region, CAST(eventTime AT TIME ZONE 'UTC' AS DATE) AS eventDate
+  FROM read_json('{src}/**/*.json.gz', format = 'array', columns = {cols})
+) TO '{out}' (FORMAT parquet, PARTITION_BY (region, eventDate), COMPRESSION zstd);
+SELECT count(*) AS n FROM read_parquet('{out}/**/*.parquet');
+"""
+
+
 def mib(n):
-    return f"{n / (1 << 20):.0f} MiB"
+    return f"{n / (1 << 20):,.0f} MiB"
 
 
 def main():
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--events", type=int, action="append", help="sizes to run (repeatable)")
-    ap.add_argument("--work", default=os.path.join(ROOT, "target", "bench-data"))
-    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--work", default=os.path.join(common.ROOT, "target", "bench-data"))
+    ap.add_argument("--decoders", type=int, default=2,
+                    help="trail's --threads (decoder threads); DuckDB gets this + 2 threads")
+    ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--duckdb-timeout", type=float, default=None,
-                    help="stop DuckDB after this many seconds and report a lower bound")
+                    help="stop a DuckDB run after this many seconds (reported as a lower bound)")
+    ap.add_argument("--duckdb-memory-limit", default="4GB",
+                    help="memory_limit of the tuned DuckDB row")
+    ap.add_argument("--json", help="write the results here")
     args = ap.parse_args()
-    sizes = args.events or [1_000_000]
-    if not os.path.exists(TRAIL):
-        sys.exit("build first: cargo build --release -p trail-cli")
+    duck = common.duckdb_binary()
+    tv, dv = common.versions(duck)
+    total_threads = args.decoders + 2
+    print(f"{tv}\n{dv}\ntrail --threads {args.decoders} ({total_threads} threads in all), "
+          f"DuckDB threads = {total_threads}; {args.runs} runs")
     os.makedirs(args.work, exist_ok=True)
-    rows = []
-    for n in sizes:
+    table = []
+    for n in args.events or [1_000_000]:
         data, info = generate(n, args.work)
-        gz_bytes = info["compressed_bytes"]
-        json_bytes = info["bytes_uncompressed"]
-        store = os.path.join(args.work, f"trail-store-{n}")
-        shutil.rmtree(store, ignore_errors=True)
-        t_trail, rss_trail, out = run_measured(
-            [TRAIL, "ingest", "--store", store, "--json", "--threads", str(args.threads), data])
-        summary = json.loads(out)
-        assert summary["ingested"] == n, summary
-        duck_out = os.path.join(args.work, f"duckdb-out-{n}")
-        shutil.rmtree(duck_out, ignore_errors=True)
-        t_duck, rss_duck, out = run_measured(
-            [sys.executable, "-c", DUCKDB_SCRIPT, data, duck_out, str(args.threads),
-             json.dumps(DUCKDB_COLUMNS)], timeout=args.duckdb_timeout)
-        if t_duck is not None and not args.duckdb_timeout:
-            assert int(out.strip()) == n, out
-        rows.append((n, t_trail, rss_trail, t_duck, rss_duck, json_bytes, gz_bytes))
+        expected = info["events"]
+        rows = {"trail": [], "DuckDB": [], "DuckDB tuned": []}
+        for _ in range(args.runs):
+            store = os.path.join(args.work, f"ingest-bench-store-{n}")
+            shutil.rmtree(store, ignore_errors=True)
+            t, rss, out = common.run_measured(
+                [common.trail_binary(), "ingest", "--store", store, "--json",
+                 "--threads", str(args.decoders), data])
+            summary = json.loads(out)
+            if summary["ingested"] != expected:
+                sys.exit(f"trail ingested {summary['ingested']} of {expected} events")
+            rows["trail"].append((t, rss))
+            shutil.rmtree(store, ignore_errors=True)
+            for label, tuned in (("DuckDB", False), ("DuckDB tuned", True)):
+                out_dir = os.path.join(args.work, f"duckdb-out-{n}")
+                shutil.rmtree(out_dir, ignore_errors=True)
+                try:
+                    t, rss, out = common.run_measured(
+                        [duck, "-csv", "-c", duckdb_sql(data, out_dir, total_threads, tuned,
+                                                         args.duckdb_memory_limit)],
+                        timeout=args.duckdb_timeout, check=False)
+                except common.Failed as e:
+                    if "Out of Memory" not in e.output:
+                        sys.exit(f"{label} failed:\n{e}")
+                    rows[label].append(("oom", 0))
+                    shutil.rmtree(out_dir, ignore_errors=True)
+                    continue
+                if t is not None:
+                    got = common.rows(out)[0][0]
+                    if got != expected:
+                        sys.exit(f"{label} wrote {got} of {expected} events")
+                rows[label].append((t, rss))
+                shutil.rmtree(out_dir, ignore_errors=True)
+        table.append((n, expected, info, rows))
+
     print()
-    print(f"{'events':>10} {'engine':>7} {'seconds':>8} {'events/s':>10} {'MB/s json':>10} {'peak RSS':>9}")
-    for n, t_trail, rss_trail, t_duck, rss_duck, json_bytes, gz_bytes in rows:
-        print(f"{n:>10} {'trail':>7} {t_trail:>8.2f} {n / t_trail:>10.0f} "
-              f"{json_bytes / t_trail / 1e6:>10.1f} {mib(rss_trail):>9}")
-        if t_duck is None:
-            print(f"{n:>10} {'duckdb':>7} did not finish in {args.duckdb_timeout:.0f} s "
-                  f"(peak RSS so far {mib(rss_duck)})")
-            print(f"{n:>10} {'ratio':>7} trail is more than {args.duckdb_timeout / t_trail:.2f}x "
-                  f"DuckDB's throughput")
-            continue
-        print(f"{n:>10} {'duckdb':>7} {t_duck:>8.2f} {n / t_duck:>10.0f} "
-              f"{json_bytes / t_duck / 1e6:>10.1f} {mib(rss_duck):>9}")
-        print(f"{n:>10} {'ratio':>7} trail is {t_duck / t_trail:.2f}x DuckDB's throughput; "
-              f"peak RSS {rss_trail / rss_duck:.2f}x DuckDB's")
-    print(f"(input: generated ActionTrail delivery trees, gzip; {args.threads} threads each)")
+    print(f"{'events':>11} {'engine':<13} {'seconds':>22} {'events/s':>10} {'MB/s JSON':>10} {'peak RSS':>10}")
+    results = []
+    for n, expected, info, rows in table:
+        trail_t = [t for t, _ in rows["trail"]]
+        trail_rss = max(r for _, r in rows["trail"])
+        for label, runs in rows.items():
+            if any(t == "oom" for t, _ in runs):
+                print(f"{expected:>11,} {label:<13} out of memory at memory_limit = "
+                      f"{args.duckdb_memory_limit} ({sum(t == 'oom' for t, _ in runs)} of {len(runs)} runs)")
+                results.append({"events": expected, "engine": label, "seconds": None, "oom": True})
+                continue
+            done = [t for t, _ in runs if t is not None]
+            rss = max(r for _, r in runs)
+            if len(done) < len(runs):
+                print(f"{expected:>11,} {label:<13} did not finish in {args.duckdb_timeout:.0f} s "
+                      f"({len(runs) - len(done)} of {len(runs)} runs); peak RSS {mib(rss)}")
+                results.append({"events": expected, "engine": label, "seconds": None, "rss": rss})
+                continue
+            med = statistics.median(done)
+            print(f"{expected:>11,} {label:<13} {common.secs(done):>22} {expected / med:>10,.0f} "
+                  f"{info['bytes_uncompressed'] / med / 1e6:>10.1f} {mib(rss):>10}")
+            results.append({"events": expected, "engine": label, "seconds": done, "rss": rss})
+            if label != "trail":
+                ratios = [d / t for t, d in zip(trail_t, done)]
+                print(f"{'':>11} {'':<13} trail's throughput {common.ratio_text(ratios)} {label}'s; "
+                      f"peak RSS {trail_rss / rss:.2f}x")
+    print(f"(input: generated ActionTrail delivery trees, gzip JSON arrays; "
+          f"{total_threads} threads each)")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"trail": tv, "duckdb": dv, "results": results}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -1,95 +1,98 @@
 #!/usr/bin/env python3
-"""Side-by-side query benchmark: `trail sql` against DuckDB on the same Parquet store.
+"""Side-by-side query benchmark: `trail sql` against the DuckDB binary on the same Parquet store.
 
 Usage (from the repository root):
     cargo build --release -p trail-cli
-    pip install duckdb duckdb-cli
-    python3 benches/query_vs_duckdb.py --events 1000000 [--events 10000000]
+    pip install duckdb-cli
+    python3 benches/query_vs_duckdb.py --events 1000000 [--events 10000000] [--runs 5]
 
-For each size it generates and ingests (once, cached under --work, shared with
-benches/ingest_vs_duckdb.py) a store with `trail`, then times the canonical queries:
+For each size it generates and ingests (once, cached under --work, shared with the other
+benchmarks) a store with `trail`, then times the canonical queries, each engine with the same
+number of threads (--threads, set explicitly on both: `trail sql --threads N`, DuckDB
+`SET threads = N`):
 
-  * cold: each query as a fresh process, `trail sql -c` against the DuckDB CLI
-    (`duckdb -c` over read_parquet(..., hive_partitioning = true)); best of --runs;
-  * warm: every query in one long-lived session of each engine (trail: one `trail sql -f`
-    process running each query --runs times with --timing; DuckDB: one Python connection);
-    best of --runs.
+  * cold: each query as a fresh process, `trail sql -c` against the DuckDB binary (`duckdb
+    -csv -c`, over read_parquet(..., hive_partitioning = true)), the two alternating run by run;
+  * warm: every query --runs times in one long-lived process of each engine (`trail sql -f`
+    with --timing; the DuckDB binary reading a script with `.timer on`).
 
-Both engines use 2 threads, read the same files and must return the same number of rows.
-The ratio printed is trail time / DuckDB time (below 1.0 means trail is faster).
+Every run's full result is compared between the engines (sorted, values normalized), cold and
+warm; a difference stops the benchmark. Queries bounded by `eventTime` at UTC midnight, which
+trail turns into day filters by itself, also run on DuckDB with the equivalent `eventDate`
+filter written out; the ratio is taken against the faster of DuckDB's two forms.
+
+Printed: each time as the median with (min-max) over the runs, and the ratio trail / DuckDB
+(below 1.0: trail is faster) as the median of the per-run ratios with their (min-max).
 """
 import argparse
 import json
 import os
-import re
-import subprocess
 import sys
-import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TRAIL = os.path.join(ROOT, "target", "release", "trail")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
 
 
-def duck_bin():
-    for d in os.environ.get("PATH", "").split(os.pathsep):
-        p = os.path.join(d, "duckdb")
-        if os.path.isfile(p) and os.access(p, os.X_OK):
-            return p
-    sys.exit("the DuckDB CLI is missing: pip install duckdb-cli")
-
-
-def ensure_store(events, work):
-    """Generate and ingest (once) a store of `events` events; returns its path."""
-    import ingest_vs_duckdb as ing  # reuse the generator cache
+def ensure_store(events, work, threads=2):
+    """Generate and ingest (once) a store of `events` events (with labelled anomalies, so
+    the insight benchmark finds something); returns its path."""
+    import ingest_vs_duckdb as ing
     store = os.path.join(work, f"trail-store-{events}")
     marker = os.path.join(store, ".bench-complete")
     if os.path.exists(marker):
         return store
     data, _ = ing.generate(events, work)
-    subprocess.run(["rm", "-rf", store], check=True)
-    subprocess.run([TRAIL, "ingest", "-q", "--threads", "2", "--store", store, data], check=True)
+    common.subprocess.run(["rm", "-rf", store], check=True)
+    common.run_measured([common.trail_binary(), "ingest", "-q", "--threads", str(threads),
+                         "--store", store, data])
     open(marker, "w").close()
     return store
 
 
-def probe(store):
-    """Pick real values from the store: a busy day, a source IP, an eventId."""
-    import duckdb
-    con = duckdb.connect()
-    glob = f"{store}/events/**/*.parquet"
-    day = con.execute(
-        f"SELECT eventDate FROM read_parquet('{glob}', hive_partitioning = true) "
-        "GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1").fetchone()[0]
-    ip, = con.execute(
-        f"SELECT sourceIpAddress FROM read_parquet('{glob}') WHERE sourceIpAddress LIKE '%.%' "
-        "GROUP BY 1 ORDER BY count(*), 1 LIMIT 1 OFFSET 10").fetchone()
-    eid, = con.execute(
-        f"SELECT eventId FROM read_parquet('{glob}') ORDER BY eventId LIMIT 1 OFFSET 777").fetchone()
-    last, = con.execute(
-        f"SELECT max(eventDate) FROM read_parquet('{glob}', hive_partitioning = true)").fetchone()
-    return str(day), ip, eid, str(last)
+def duck_csv(duck, sql, threads):
+    _, _, out = common.run_measured([duck, "-csv", "-c", f"SET threads = {threads}; {sql}"])
+    return out
+
+
+def probe(duck, store, threads):
+    """Real values from the store: a busy day, a rare source IP, an eventId, the last day."""
+    src = f"read_parquet('{store}/events/**/*.parquet', hive_partitioning = true)"
+    one = lambda sql: common.rows(duck_csv(duck, sql, threads))[0][0]  # noqa: E731
+    day = one(f"SELECT eventDate FROM {src} GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1")
+    ip = one(f"SELECT sourceIpAddress FROM {src} WHERE sourceIpAddress LIKE '%.%' "
+             "GROUP BY 1 ORDER BY count(*), 1 LIMIT 1 OFFSET 10")
+    eid = one(f"SELECT eventId FROM {src} ORDER BY eventId LIMIT 1 OFFSET 777")
+    last = one(f"SELECT max(eventDate) FROM {src}")
+    return str(day)[:10], ip, eid, str(last)[:10]
 
 
 def queries(day, ip, eid, last):
-    """(name, SQL) written once; both engines accept it as written."""
-    return [
+    """(name, trail SQL, DuckDB SQL as written, DuckDB SQL with eventDate filters or None).
+    The SQL is the same text for both engines but for the JSON function's name."""
+    q = [
         ("top event names",
-         "SELECT eventName, count(*) AS n FROM events GROUP BY eventName ORDER BY n DESC, eventName LIMIT 10"),
+         "SELECT eventName, count(*) AS n FROM events GROUP BY eventName ORDER BY n DESC, eventName LIMIT 10",
+         None),
         ("errors by user, one day",
          "SELECT userIdentity.userName AS u, errorCode, count(*) AS n FROM events "
          f"WHERE eventTime >= TIMESTAMP '{day} 00:00:00' AND eventTime < TIMESTAMP '{day} 00:00:00' + INTERVAL '1 day' "
+         "AND errorCode IS NOT NULL GROUP BY 1, 2 ORDER BY n DESC, u, errorCode LIMIT 20",
+         "SELECT userIdentity.userName AS u, errorCode, count(*) AS n FROM events "
+         f"WHERE eventDate = DATE '{day}' "
          "AND errorCode IS NOT NULL GROUP BY 1, 2 ORDER BY n DESC, u, errorCode LIMIT 20"),
         ("events from one IP",
          "SELECT eventTime, eventName, userIdentity.userName AS u FROM events "
-         f"WHERE sourceIpAddress = '{ip}' ORDER BY eventTime, eventName"),
+         f"WHERE sourceIpAddress = '{ip}' ORDER BY eventTime, eventName",
+         None),
         ("console sign-in without MFA",
          "SELECT eventTime, userIdentity.userName AS u, sourceIpAddress FROM events "
          "WHERE eventName = 'ConsoleSignin' AND errorCode IS NULL "
-         "AND json_extract_string(additionalEventData, '$.MFAUsed') = 'false' ORDER BY eventTime, u"),
+         "AND JSONGET(additionalEventData, 'MFAUsed') = 'false' ORDER BY eventTime, u",
+         None),
         ("distinct IPs per user",
          "SELECT userIdentity.userName AS u, count(DISTINCT sourceIpAddress) AS ips FROM events "
-         "GROUP BY 1 ORDER BY ips DESC, u LIMIT 20"),
+         "GROUP BY 1 ORDER BY ips DESC, u LIMIT 20",
+         None),
         ("unusual-IP anti-join",
          "WITH base AS (SELECT DISTINCT userIdentity.userName AS u, sourceIpAddress AS ip FROM events "
          f"WHERE eventTime < TIMESTAMP '{last} 00:00:00'), "
@@ -97,15 +100,25 @@ def queries(day, ip, eid, last):
          f"WHERE eventTime >= TIMESTAMP '{last} 00:00:00') "
          "SELECT r.u, r.ip, count(*) AS n FROM recent r "
          "WHERE NOT EXISTS (SELECT 1 FROM base b WHERE b.u = r.u AND b.ip = r.ip) "
+         "GROUP BY 1, 2 ORDER BY n DESC, r.u, r.ip LIMIT 50",
+         "WITH base AS (SELECT DISTINCT userIdentity.userName AS u, sourceIpAddress AS ip FROM events "
+         f"WHERE eventDate < DATE '{last}'), "
+         "recent AS (SELECT userIdentity.userName AS u, sourceIpAddress AS ip FROM events "
+         f"WHERE eventDate >= DATE '{last}') "
+         "SELECT r.u, r.ip, count(*) AS n FROM recent r "
+         "WHERE NOT EXISTS (SELECT 1 FROM base b WHERE b.u = r.u AND b.ip = r.ip) "
          "GROUP BY 1, 2 ORDER BY n DESC, r.u, r.ip LIMIT 50"),
         ("eventId point lookup",
-         f"SELECT eventTime, eventName, sourceIpAddress FROM events WHERE eventId = '{eid}'"),
+         f"SELECT eventTime, eventName, sourceIpAddress FROM events WHERE eventId = '{eid}'",
+         None),
     ]
-
-
-def trail_sql(q):
-    # trail's JSON functions are json_get_str(col, key) (datafusion-functions-json).
-    return re.sub(r"json_extract_string\((\w+), '\$\.(\w+)'\)", r"json_get_str(\1, '\2')", q)
+    out = []
+    for name, sql, by_date in q:
+        trail = sql.replace("JSONGET(", "json_get_str(")
+        duck = sql.replace("JSONGET(additionalEventData, 'MFAUsed')",
+                           "json_extract_string(additionalEventData, '$.MFAUsed')")
+        out.append((name, trail, duck, by_date))
+    return out
 
 
 def duck_prelude(store, threads):
@@ -114,82 +127,96 @@ def duck_prelude(store, threads):
             "hive_partitioning = true); ")
 
 
-def timed(cmd):
-    start = time.perf_counter()
-    out = subprocess.run(cmd, capture_output=True, text=True)
-    elapsed = time.perf_counter() - start
-    if out.returncode != 0:
-        sys.exit(f"{cmd[0]} failed:\n{out.stderr}")
-    return elapsed, out.stdout
-
-
-def csv_rows(text):
-    lines = [l for l in text.splitlines() if l.strip()]
-    return max(0, len(lines) - 1)
-
-
-def bench(events, work, runs, threads):
+def bench(events, work, runs, threads, duck):
     store = ensure_store(events, work)
-    day, ip, eid, last = probe(store)
-    duck = duck_bin()
+    day, ip, eid, last = probe(duck, store, threads)
+    trail = common.trail_binary()
     qs = queries(day, ip, eid, last)
+    print(f"\n== {events:,} events: {store} (day {day}, ip {ip}, eventId {eid}, last day {last}) ==")
     results = []
-    print(f"\n== {events:,} events: store {store} (day {day}, ip {ip}, eventId {eid}) ==")
-    # Cold: fresh processes.
-    for name, q in qs:
-        t_best, d_best = float("inf"), float("inf")
+    # Cold: fresh processes, trail and DuckDB alternating.
+    for name, tq, dq, dq_date in qs:
+        t_times, d_times, dd_times = [], [], []
+        answer = None
         for _ in range(runs):
-            t, tout = timed([TRAIL, "--store", store, "sql", "--format", "csv", "-c", trail_sql(q)])
-            t_best = min(t_best, t)
-            d, dout = timed([duck, "-csv", "-c", duck_prelude(store, threads) + q])
-            d_best = min(d_best, d)
-        tr, dr = csv_rows(tout), csv_rows(dout)
-        if tr != dr:
-            sys.exit(f"{name}: trail returned {tr} rows, DuckDB {dr}")
-        results.append({"query": name, "mode": "cold", "trail_s": t_best, "duckdb_s": d_best, "rows": tr})
-    # Warm: one session each.
-    script = "".join(f"{trail_sql(q)};\n" * runs for _, q in qs)
+            t, _, tout = common.run_measured(
+                [trail, "sql", "--store", store, "--threads", str(threads), "--format", "csv", "-c", tq])
+            d, _, dout = common.run_measured([duck, "-csv", "-c", duck_prelude(store, threads) + dq])
+            n = common.same_answer(name, "trail", tout, "DuckDB", dout)
+            t_times.append(t)
+            d_times.append(d)
+            if dq_date:
+                dd, _, ddout = common.run_measured(
+                    [duck, "-csv", "-c", duck_prelude(store, threads) + dq_date])
+                common.same_answer(name, "trail", tout, "DuckDB (eventDate)", ddout)
+                dd_times.append(dd)
+            answer = n
+        results.append(summary(name, "cold", t_times, d_times, dd_times, answer))
+    # Warm: one process of each engine runs every query --runs times.
+    script = "".join(f"{tq};\n" * runs for _, tq, _, _ in qs)
     path = os.path.join(work, f"warm-{events}.sql")
     with open(path, "w") as f:
         f.write(script)
-    _, out = timed([TRAIL, "--store", store, "sql", "--format", "csv", "--timing", "-f", path])
-    times = [float(m) for m in re.findall(r"^Time: ([0-9.]+)s$", out, re.M)]
-    if len(times) != runs * len(qs):
-        sys.exit(f"expected {runs * len(qs)} timings from trail, got {len(times)}")
-    import duckdb
-    con = duckdb.connect()
-    for stmt in duck_prelude(store, threads).split(";"):
-        if stmt.strip():
-            con.execute(stmt)
-    for i, (name, q) in enumerate(qs):
-        t_best = min(times[i * runs:(i + 1) * runs])
-        d_best = float("inf")
-        for _ in range(runs):
-            start = time.perf_counter()
-            con.execute(q).to_arrow_table()
-            d_best = min(d_best, time.perf_counter() - start)
-        results.append({"query": name, "mode": "warm", "trail_s": t_best, "duckdb_s": d_best})
-    print(f"{'query':<30} {'mode':<5} {'trail':>9} {'duckdb':>9} {'ratio':>7}")
+    _, _, out = common.run_measured([trail, "sql", "--store", store, "--threads", str(threads),
+                                     "--format", "csv", "--timing", "-f", path])
+    trail_stmts = common.split_trail_script_output(out)
+    duck_script = ".timer on\n" + duck_prelude(store, threads).replace("; ", ";\n") + "\n"
+    for _, _, dq, dq_date in qs:
+        duck_script += f"{dq};\n" * runs
+        if dq_date:
+            duck_script += f"{dq_date};\n" * runs
+    _, _, dout = common.run_measured([duck, "-csv"], stdin=duck_script)
+    duck_stmts = common.split_duckdb_timer_output(dout)[3:]  # the SET, SET, CREATE VIEW
+    if len(trail_stmts) != runs * len(qs):
+        sys.exit(f"expected {runs * len(qs)} results from trail, got {len(trail_stmts)}")
+    k = 0
+    for i, (name, _, _, dq_date) in enumerate(qs):
+        t_part = trail_stmts[i * runs:(i + 1) * runs]
+        d_part = duck_stmts[k:k + runs]
+        k += runs
+        dd_part = []
+        if dq_date:
+            dd_part = duck_stmts[k:k + runs]
+            k += runs
+        for (tcsv, _), (dcsv, _) in zip(t_part, d_part):
+            common.same_answer(name + " (warm)", "trail", tcsv, "DuckDB", dcsv)
+        for (tcsv, _), (dcsv, _) in zip(t_part, dd_part):
+            common.same_answer(name + " (warm)", "trail", tcsv, "DuckDB (eventDate)", dcsv)
+        results.append(summary(name, "warm", [t for _, t in t_part], [d for _, d in d_part],
+                               [d for _, d in dd_part], None))
+    print(f"{'query':<30} {'mode':<5} {'trail':>22} {'DuckDB':>22} {'DuckDB eventDate':>22} {'ratio':>18}")
     for r in results:
-        r["ratio"] = r["trail_s"] / r["duckdb_s"]
-        print(f"{r['query']:<30} {r['mode']:<5} {r['trail_s']*1000:8.1f}ms {r['duckdb_s']*1000:8.1f}ms {r['ratio']:6.2f}x")
+        print(f"{r['query']:<30} {r['mode']:<5} {common.ms(r['trail_s']):>22} {common.ms(r['duckdb_s']):>22} "
+              f"{common.ms(r['duckdb_date_s']) if r['duckdb_date_s'] else '':>22} {common.ratio_text(r['ratios']):>18}"
+              f"{' vs eventDate' if r['against'] == 'eventDate' else ''}")
     return results
+
+
+def summary(name, mode, t, d, dd, rows):
+    """Ratios per run against the faster (by median) of DuckDB's forms."""
+    import statistics
+    against, base = "same SQL", d
+    if dd and statistics.median(dd) < statistics.median(d):
+        against, base = "eventDate", dd
+    return {"query": name, "mode": mode, "trail_s": t, "duckdb_s": d, "duckdb_date_s": dd,
+            "against": against, "ratios": [a / b for a, b in zip(t, base)], "rows": rows}
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--events", type=int, action="append")
-    ap.add_argument("--work", default=os.path.join(ROOT, "target", "bench-data"))
-    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--work", default=os.path.join(common.ROOT, "target", "bench-data"))
+    ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--json", help="write results here")
+    ap.add_argument("--json", help="write the results here")
     args = ap.parse_args()
-    if not os.path.exists(TRAIL):
-        sys.exit("build first: cargo build --release -p trail-cli")
+    duck = common.duckdb_binary()
+    tv, dv = common.versions(duck)
+    print(f"{tv}\n{dv}\n{args.threads} threads each, {args.runs} runs")
     os.makedirs(args.work, exist_ok=True)
-    out = {}
+    out = {"trail": tv, "duckdb": dv, "threads": args.threads, "runs": args.runs, "sizes": {}}
     for n in args.events or [1_000_000]:
-        out[n] = bench(n, args.work, args.runs, args.threads)
+        out["sizes"][n] = bench(n, args.work, args.runs, args.threads, duck)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=1)
