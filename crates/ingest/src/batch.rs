@@ -83,15 +83,32 @@ pub fn derive_rw(event_name: &str) -> &'static str {
     }
 }
 
-/// Parse an RFC 3339 time into UTC microseconds.
+/// Parse an event time into UTC microseconds. Accepted: RFC 3339 (`2020-12-17T06:55:12Z`, any
+/// offset), and the forms SIEM and log-service exports write, taken as UTC: a date and time
+/// without a zone (`2024-11-25 17:51:21`, `2024-11-25 17:51:21.000000000`, or with a `T`), and
+/// epoch milliseconds (13 digits, as text or a number). Epoch seconds are refused: ten digits
+/// could as well be a truncated value, and a wrong guess would file the event decades away.
 pub fn parse_time(s: &str) -> Result<i64, String> {
-    let t = DateTime::parse_from_rfc3339(s.trim()).map_err(|e| {
-        format!(
-            "eventTime `{}` is not an RFC 3339 time such as 2020-12-17T06:55:12Z ({e})",
-            truncate(s, 64)
-        )
-    })?;
-    Ok(t.timestamp_micros())
+    let t = s.trim();
+    if let Ok(x) = DateTime::parse_from_rfc3339(t) {
+        return Ok(x.timestamp_micros());
+    }
+    for f in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"] {
+        if let Ok(n) = chrono::NaiveDateTime::parse_from_str(t, f) {
+            return Ok(n.and_utc().timestamp_micros());
+        }
+    }
+    if t.len() == 13
+        && t.bytes().all(|b| b.is_ascii_digit())
+        && let Ok(ms) = t.parse::<i64>()
+    {
+        return Ok(ms * 1000);
+    }
+    Err(format!(
+        "eventTime `{}` is not a time: use RFC 3339 (2020-12-17T06:55:12Z), a UTC date and time \
+         (2020-12-17 06:55:12[.fff]) or epoch milliseconds",
+        truncate(s, 64)
+    ))
 }
 
 fn truncate(s: &str, max: usize) -> Cow<'_, str> {

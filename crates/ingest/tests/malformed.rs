@@ -157,7 +157,42 @@ fn cases() -> Vec<Case> {
             r#"{"eventId":"m","eventTime":"yesterday"}"#,
             0,
             1,
-            "RFC 3339",
+            "is not a time: use RFC 3339",
+        ),
+        case(
+            "impossible date without a zone",
+            "a.json",
+            r#"{"eventId":"m","eventTime":"2024-13-45 25:61:00"}"#,
+            0,
+            1,
+            "is not a time",
+        ),
+        case(
+            "day-first date",
+            "a.json",
+            r#"{"eventId":"m","eventTime":"25/11/2024 17:51:21"}"#,
+            0,
+            1,
+            "is not a time",
+        ),
+        // Exports from SIEMs and log services: UTC without a zone, or epoch milliseconds.
+        clean(
+            "eventTime as a SIEM export writes it (nanoseconds, no zone)",
+            "a.json",
+            r#"{"eventId":"x1","eventTime":"2024-11-25 17:51:21.000000000","acsRegion":"cn-hangzhou"}"#,
+            1,
+        ),
+        clean(
+            "eventTime without zone or fraction",
+            "a.json",
+            r#"{"eventId":"x2","eventTime":"2024-11-25 17:51:21","acsRegion":"cn-hangzhou"}"#,
+            1,
+        ),
+        clean(
+            "eventTime in epoch milliseconds",
+            "a.json",
+            r#"{"eventId":"x3","eventTime":1732557081000,"acsRegion":"cn-hangzhou"}"#,
+            1,
         ),
         case(
             "eventTime as a number",
@@ -165,15 +200,13 @@ fn cases() -> Vec<Case> {
             r#"{"eventId":"m","eventTime":1608188112}"#,
             0,
             1,
-            "RFC 3339",
+            "epoch milliseconds",
         ),
-        case(
+        clean(
             "eventTime without zone",
             "a.json",
             r#"{"eventId":"m","eventTime":"2020-12-17T06:55:12"}"#,
-            0,
             1,
-            "RFC 3339",
         ),
         case(
             "eventTime as an object",
@@ -598,4 +631,37 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+/// Export time forms are read as UTC, and the record keeps its original text.
+#[test]
+fn export_time_forms_are_utc_and_raw_keeps_the_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("export.ndjson");
+    let lines = [
+        r#"{"eventId":"a","eventTime":"2024-11-25 17:51:21.000000000","acsRegion":"cn-hangzhou"}"#,
+        r#"{"eventId":"b","eventTime":"2024-11-25 17:51:21","acsRegion":"cn-hangzhou"}"#,
+        r#"{"eventId":"c","eventTime":1732557081000,"acsRegion":"cn-hangzhou"}"#,
+        r#"{"eventId":"d","eventTime":"2024-11-25T17:51:21Z","acsRegion":"cn-hangzhou"}"#,
+    ];
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let store = dir.path().join("store");
+    let s = ingest(&store, &[file], &opts());
+    assert_eq!((s.ingested, s.quarantined), (4, 0), "{:?}", s.errors);
+    let batches = read_all(&store);
+    let raw = strings(&batches, "raw");
+    let mut times = Vec::new();
+    for b in &batches {
+        let t = b
+            .column_by_name("eventTime")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<arrow::array::TimestampMicrosecondArray>()
+            .unwrap();
+        times.extend(t.values().iter().copied());
+    }
+    assert_eq!(times, vec![1_732_557_081_000_000; 4]);
+    for r in &raw {
+        assert!(lines.contains(&r.as_deref().unwrap()), "{r:?}");
+    }
 }
