@@ -2,6 +2,9 @@
 -- title: Activity outside business hours
 -- description: Per identity, write operations and sign-ins at night or on weekends, in the time zone given by utc_offset_hours.
 -- tactic: TA0001 Initial Access
+-- flags: per identity, write calls and console sign-ins at night or at weekends in the given time zone
+-- ignores: reads; events without an identity
+-- fields: eventTime, eventRW, eventName, userIdentity
 -- param: utc_offset_hours = 0  (local time = UTC + this)
 -- param: start_hour = 8  (business day starts, local hour)
 -- param: end_hour = 19  (business day ends, local hour)

@@ -2,6 +2,10 @@
 -- title: Many deletions by one identity in a short window
 -- description: Identities that deleted, terminated, removed or released many resources within 10 minutes: destruction or a runaway script.
 -- tactic: TA0040 Impact
+-- flags: identities with many successful Delete*, Terminate*, Remove*, Release*, Destroy* calls in one 10-minute window
+-- ignores: failed calls
+-- fields: eventName, errorCode, eventTime, userIdentity
+-- detection: medium
 -- param: min_deletes = 10  (deletions in one 10-minute window)
 -- param: since = 1970-01-01 00:00:00  (start of the window, UTC)
 -- param: until = 2200-01-01 00:00:00  (end of the window, UTC, exclusive)

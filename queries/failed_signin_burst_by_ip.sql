@@ -2,6 +2,10 @@
 -- title: Failed console sign-in bursts per source IP
 -- description: Source IPs with many failed console sign-ins within a 10-minute window (password guessing or spraying); lists the identities tried.
 -- tactic: TA0006 Credential Access
+-- flags: source addresses with many failed console sign-ins in a 10-minute window, with the identities tried
+-- ignores: successful sign-ins
+-- fields: eventName, errorCode, responseElements.ConsoleLogin, sourceIpAddress
+-- detection: high
 -- param: min_failures = 5  (failures in one 10-minute window)
 -- param: since = 1970-01-01 00:00:00  (start of the window, UTC)
 -- param: until = 2200-01-01 00:00:00  (end of the window, UTC, exclusive)

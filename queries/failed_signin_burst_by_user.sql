@@ -2,6 +2,10 @@
 -- title: Failed console sign-in bursts per user
 -- description: Identities with many failed console sign-ins within a 10-minute window, from any number of IPs.
 -- tactic: TA0006 Credential Access
+-- flags: identities with many failed console sign-ins in a 10-minute window, from any addresses
+-- ignores: successful sign-ins
+-- fields: eventName, errorCode, responseElements.ConsoleLogin, userIdentity
+-- detection: medium
 -- param: min_failures = 5  (failures in one 10-minute window)
 -- param: since = 1970-01-01 00:00:00  (start of the window, UTC)
 -- param: until = 2200-01-01 00:00:00  (end of the window, UTC, exclusive)

@@ -2,6 +2,9 @@
 -- title: Insights with the operations they cover
 -- description: Every insight found by `trail insight` (IpInsight, ApiCallRateInsight, ApiErrorRateInsight) with each operation it covers, for review: who, what, from where.
 -- tactic: TA0001 Initial Access
+-- flags: each stored insight with the operations it covers
+-- ignores: events no insight covers
+-- fields: insights.insightDetails.coveredEventIds, events.eventId
 -- param: since = 1970-01-01 00:00:00  (insights starting at or after, UTC)
 -- param: until = 2200-01-01 00:00:00  (insights starting before, UTC)
 WITH started AS (

@@ -2,6 +2,9 @@
 -- title: Insights, one line each
 -- description: Each insight found by `trail insight` as one row: type, what was unusual, who or which account, when it started and ended, how many operations, and the rate against its baseline.
 -- tactic: TA0001 Initial Access
+-- flags: each stored insight, one line
+-- ignores: nothing: it is a list
+-- fields: insights.insightDetails
 -- param: since = 1970-01-01 00:00:00  (insights starting at or after, UTC)
 -- param: until = 2200-01-01 00:00:00  (insights starting before, UTC)
 SELECT s.eventTime AS started, e.eventTime AS ended,

@@ -2,6 +2,9 @@
 -- title: API calls from a region new for the identity
 -- description: Regions an identity used for the first time in the last days of the store, when it had history before that: an attacker setting up where nobody looks.
 -- tactic: TA0005 Defense Evasion
+-- flags: regions an identity with earlier history used for the first time in the last days
+-- ignores: identities with no earlier history; events without a region
+-- fields: acsRegion, eventTime, userIdentity
 -- param: days = 1  (the recent window, in days before the newest event)
 WITH ev AS (
   SELECT coalesce(userIdentity.userName, userIdentity.sessionContext.sessionIssuer.userName, userIdentity.principalId) AS identity, acsRegion, eventTime FROM events WHERE acsRegion IS NOT NULL

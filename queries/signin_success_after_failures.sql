@@ -2,6 +2,10 @@
 -- title: Successful sign-in after repeated failures
 -- description: A console sign-in that succeeded from an IP that failed for the same identity several times in the hour before: a guessed password.
 -- tactic: TA0006 Credential Access
+-- flags: a successful console sign-in from an address that failed for the same identity at least min_failures times in the hour before
+-- ignores: failures not followed by a success
+-- fields: eventName, errorCode, responseElements.ConsoleLogin, sourceIpAddress, userIdentity
+-- detection: high
 -- param: min_failures = 3  (failures in the hour before the success)
 -- param: since = 1970-01-01 00:00:00  (start of the window, UTC)
 -- param: until = 2200-01-01 00:00:00  (end of the window, UTC, exclusive)

@@ -2,6 +2,9 @@
 -- title: Top error codes per identity
 -- description: The most frequent error codes of each identity (a failed console sign-in counts as ConsoleLoginFailure): permission probing and broken automation stand out.
 -- tactic: TA0007 Discovery
+-- flags: each identity's most frequent error codes
+-- ignores: successful calls
+-- fields: errorCode, userIdentity
 -- param: top = 3  (error codes per identity)
 -- param: since = 1970-01-01 00:00:00  (start of the window, UTC)
 -- param: until = 2200-01-01 00:00:00  (end of the window, UTC, exclusive)

@@ -2,6 +2,9 @@
 -- title: Unusual user agents for an identity
 -- description: Calls made with a kind of client (console, SDK, CLI, Terraform, a cloud service, other such as curl) that an identity with enough history rarely uses.
 -- tactic: TA0001 Initial Access
+-- flags: calls with a kind of client an identity with enough history rarely uses
+-- ignores: identities with little history
+-- fields: userAgent, userIdentity
 -- param: max_share = 0.05  (a client kind below this share of the identity's events is unusual)
 -- param: min_events = 20  (identities with fewer events are not judged)
 -- param: since = 1970-01-01 00:00:00  (start of the window, UTC)

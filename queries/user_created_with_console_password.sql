@@ -2,6 +2,10 @@
 -- title: User created and given a console password
 -- description: A new user that was given a console login profile soon after: a backdoor account.
 -- tactic: TA0003 Persistence
+-- flags: a successful CreateUser followed within within_hours by a successful CreateLoginProfile for the same user
+-- ignores: failed calls; login profiles for users created earlier
+-- fields: eventName, errorCode, requestParameters.UserName
+-- detection: high
 -- param: within_hours = 24  (login profile at most this long after the user was created)
 -- param: since = 1970-01-01 00:00:00  (start of the window, UTC)
 -- param: until = 2200-01-01 00:00:00  (end of the window, UTC, exclusive)

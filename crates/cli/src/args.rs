@@ -49,6 +49,15 @@ pub struct EngineArgs {
     #[arg(long = "threads", env = "TRAIL_QUERY_THREADS", value_name = "N",
           value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub query_threads: Option<u16>,
+    /// An IP-to-ASN database: a MaxMind DB (GeoLite2-ASN .mmdb) or a CSV of
+    /// range_start,range_end,asn,organization (plain or gzip); repeat it for tables split by
+    /// address family (TRAIL_ASN_DB: paths separated by `:`). Enables ip_asn() and ip_org()
+    /// and judges new source addresses by provider in `trail insight ip`.
+    #[arg(long, env = "TRAIL_ASN_DB", value_name = "FILE", value_delimiter = ':')]
+    pub asn_db: Vec<PathBuf>,
+    /// An IP-to-country database (GeoLite2-City or -Country .mmdb). Enables ip_country().
+    #[arg(long, env = "TRAIL_GEO_DB", value_name = "FILE")]
+    pub geo_db: Option<PathBuf>,
 }
 
 /// Where saved queries come from.
@@ -80,6 +89,15 @@ pub struct QueryArgs {
     #[arg(long = "threads", value_name = "N",
           value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub query_threads: Option<u16>,
+    /// An IP-to-ASN database (GeoLite2-ASN .mmdb, or a CSV of range_start,range_end,asn,
+    /// organization), repeatable: ip_asn(), ip_org(), provider-aware IpInsight
+    /// [default: $TRAIL_ASN_DB].
+    #[arg(long, value_name = "FILE")]
+    pub asn_db: Vec<PathBuf>,
+    /// An IP-to-country database (GeoLite2-City or -Country .mmdb): ip_country()
+    /// [default: $TRAIL_GEO_DB].
+    #[arg(long, value_name = "FILE")]
+    pub geo_db: Option<PathBuf>,
 }
 
 /// Saved-query directory on a command.
@@ -111,6 +129,12 @@ pub enum Command {
     /// Find insight events: unusual source IPs per identity, unusual API call and error rates.
     #[command(subcommand)]
     Insight(InsightCommand),
+    /// Sigma rules: check which compile (and why the others do not), or run them.
+    #[command(subcommand)]
+    Sigma(SigmaCommand),
+    /// Run every enabled detection (saved analyses marked as detections, Sigma rules) over what
+    /// arrived since the last run, and keep the findings (the `findings` table).
+    Detect(DetectArgs),
     /// Generate realistic ActionTrail events (a delivery tree) for tests and benchmarks.
     Gen(GenArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -138,8 +162,11 @@ impl Command {
             Command::Run(a) => Some(&a.query.store),
             Command::Lookup(a) => Some(&a.query.store),
             Command::Insight(c) => Some(&c.query().store),
+            Command::Sigma(SigmaCommand::Run(a)) => Some(&a.query.store),
+            Command::Detect(a) => Some(&a.query.store),
             Command::Queries(_)
             | Command::Gen(_)
+            | Command::Sigma(SigmaCommand::Check(_))
             | Command::Completions { .. }
             | Command::Man { .. } => None,
         }
@@ -153,6 +180,8 @@ impl Command {
             Command::Run(a) => Some(&a.query),
             Command::Lookup(a) => Some(&a.query),
             Command::Insight(c) => Some(c.query()),
+            Command::Sigma(SigmaCommand::Run(a)) => Some(&a.query),
+            Command::Detect(a) => Some(&a.query),
             _ => None,
         }
     }
@@ -163,6 +192,7 @@ impl Command {
             Command::Repl(a) => Some(&a.queries),
             Command::Queries(a) => Some(&a.queries),
             Command::Run(a) => Some(&a.queries),
+            Command::Detect(a) => Some(&a.queries),
             _ => None,
         }
     }
@@ -181,11 +211,80 @@ impl Command {
             Command::Insight(InsightCommand::Ip(_)) => "insight ip",
             Command::Insight(InsightCommand::Rate(_)) => "insight rate",
             Command::Insight(InsightCommand::Export(_)) => "insight export",
+            Command::Sigma(SigmaCommand::Check(_)) => "sigma check",
+            Command::Sigma(SigmaCommand::Run(_)) => "sigma run",
+            Command::Detect(_) => "detect",
             Command::Gen(_) => "gen",
             Command::Completions { .. } => "completions",
             Command::Man { .. } => "man",
         }
     }
+}
+
+#[derive(Subcommand)]
+pub enum SigmaCommand {
+    /// Parse and compile rules; list those that cannot be used, with the reason.
+    Check(SigmaCheckArgs),
+    /// Run rules over the store; print every matching event with the rule that matched.
+    Run(SigmaRunArgs),
+}
+
+#[derive(Args)]
+pub struct SigmaCheckArgs {
+    /// Rule files or directories (searched for *.yml and *.yaml).
+    #[arg(required = true, value_name = "RULES")]
+    pub rules: Vec<PathBuf>,
+    /// Print as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct SigmaRunArgs {
+    #[command(flatten)]
+    pub query: QueryArgs,
+    /// Rule files or directories (searched for *.yml and *.yaml).
+    #[arg(required = true, value_name = "RULES")]
+    pub rules: Vec<PathBuf>,
+    /// Events at or after this time (RFC 3339 or YYYY-MM-DD, UTC).
+    #[arg(long, value_parser = user_time)]
+    pub since: Option<DateTime<Utc>>,
+    /// Events before this time.
+    #[arg(long, value_parser = user_time)]
+    pub until: Option<DateTime<Utc>>,
+    /// Print matches as NDJSON (rule id, title, level, tags, and the event as stored).
+    #[arg(long)]
+    pub json: bool,
+    /// Most matches listed in the table (all are counted).
+    #[arg(long, default_value_t = 100)]
+    pub max_rows: usize,
+}
+
+#[derive(Args)]
+pub struct DetectArgs {
+    #[command(flatten)]
+    pub query: QueryArgs,
+    #[command(flatten)]
+    pub queries: QueriesArg,
+    /// Sigma rule files or directories to run (repeatable; TRAIL_RULES: paths separated by `:`).
+    #[arg(long, env = "TRAIL_RULES", value_name = "PATH", value_delimiter = ':')]
+    pub rules: Vec<PathBuf>,
+    /// Replay from this time (RFC 3339 or YYYY-MM-DD, UTC) instead of continuing from the
+    /// last run; findings already stored are not stored again.
+    #[arg(long, value_parser = user_time)]
+    pub since: Option<DateTime<Utc>>,
+    /// Report findings without storing them.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Fail at once if another trail process is writing the store, instead of waiting.
+    #[arg(long, env = "TRAIL_NO_WAIT")]
+    pub no_wait: bool,
+    /// Print the report as JSON (findings as records).
+    #[arg(long)]
+    pub json: bool,
+    /// Most findings listed (all are stored).
+    #[arg(long, default_value_t = 40)]
+    pub max_rows: usize,
 }
 
 #[derive(Args)]
@@ -314,6 +413,10 @@ pub struct IpArgs {
     /// A file of IPs or CIDRs never reported, one per line (`#` comments).
     #[arg(long, value_name = "FILE")]
     pub whitelist_file: Vec<PathBuf>,
+    /// With --asn-db: a provider seen on at least this many days of the baseline makes its
+    /// other addresses usual for the identity.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=366))]
+    pub min_provider_days: u32,
 }
 
 #[derive(Args)]

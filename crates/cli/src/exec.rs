@@ -104,6 +104,9 @@ pub async fn run_sql(
             }
         }
         let rows = renderer.finish()?;
+        for notice in engine.take_notices() {
+            eprintln!("note: {notice}");
+        }
         if settings.timing {
             let secs = start.elapsed().as_secs_f64();
             if show {

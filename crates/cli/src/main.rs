@@ -19,7 +19,7 @@ use anyhow::{Context, Result};
 use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches};
 
-use args::{Cli, Command, InsightCommand};
+use args::{Cli, Command, InsightCommand, SigmaCommand};
 use display::{human_bytes, visible};
 
 #[global_allocator]
@@ -86,6 +86,9 @@ fn is_usage(e: &anyhow::Error) -> bool {
         ) || matches!(
             c.downcast_ref::<trail_insight::InsightError>(),
             Some(trail_insight::InsightError::Usage(_))
+        ) || matches!(
+            c.downcast_ref::<trail_detect::DetectError>(),
+            Some(trail_detect::DetectError::Usage(_))
         )
     })
 }
@@ -107,6 +110,8 @@ fn check_leading_options(cli: &Cli, matches: &clap::ArgMatches) {
             command.query_args().is_some(),
         ),
         ("query_threads", "threads", command.query_args().is_some()),
+        ("asn_db", "asn-db", command.query_args().is_some()),
+        ("geo_db", "geo-db", command.query_args().is_some()),
         ("queries_dir", "queries", command.queries_arg().is_some()),
     ];
     let mut leaf = Cli::command();
@@ -153,6 +158,13 @@ impl Setup {
             .and_then(|q| q.query_threads)
             .or(cli.engine.query_threads)
             .map_or(0, usize::from);
+        let asn_db = q
+            .map(|q| q.asn_db.clone())
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| cli.engine.asn_db.clone());
+        let geo_db = q
+            .and_then(|q| q.geo_db.clone())
+            .or_else(|| cli.engine.geo_db.clone());
         let queries_dir = cmd
             .and_then(|c| c.queries_arg())
             .and_then(|q| q.queries_dir.clone())
@@ -162,6 +174,8 @@ impl Setup {
             engine: trail_query::EngineOptions {
                 memory_limit,
                 threads,
+                asn_db,
+                geo_db,
             },
             queries_dir,
         }
@@ -202,6 +216,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Run(a) => run_saved(&setup, a),
         Command::Lookup(a) => lookup(&setup, a),
         Command::Insight(c) => insight(&setup, c),
+        Command::Sigma(SigmaCommand::Check(a)) => sigma_check(a),
+        Command::Sigma(SigmaCommand::Run(a)) => sigma_run(&setup, a),
+        Command::Detect(a) => detect(&setup, a),
         Command::Gen(a) => gen_events(a),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "trail", &mut std::io::stdout());
@@ -558,6 +575,7 @@ fn insight(setup: &Setup, cmd: InsightCommand) -> Result<ExitCode> {
                     near_v6: a.near_v6,
                     gap_minutes: a.gap_minutes,
                     whitelist: trail_insight::ip::load_whitelist(&a.whitelist, &a.whitelist_file)?,
+                    min_provider_days: a.min_provider_days,
                 };
                 run_insight_job(setup, &job, &a.run).await
             }
@@ -633,6 +651,9 @@ fn print_insights(out: &mut dyn Write, r: &trail_insight::Report, max_rows: usiz
     )?;
     let counts: Vec<String> = f.counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
     writeln!(out, "  {}", counts.join(", "))?;
+    for note in &f.notes {
+        writeln!(out, "  note: {note}")?;
+    }
     if !f.insights.is_empty() {
         writeln!(
             out,
@@ -661,6 +682,218 @@ fn print_insights(out: &mut dyn Write, r: &trail_insight::Report, max_rows: usiz
         )?;
     }
     Ok(())
+}
+
+/// `path: reason` lines for rules that cannot be used.
+fn print_rejected(out: &mut dyn Write, rejected: &[trail_detect::Rejected]) -> Result<()> {
+    for r in rejected {
+        writeln!(
+            out,
+            "  skipped {}{}: {}",
+            visible(&r.path.display().to_string()),
+            r.title
+                .as_deref()
+                .map(|t| format!(" ({})", visible(t)))
+                .unwrap_or_default(),
+            visible(&r.reason)
+        )?;
+    }
+    Ok(())
+}
+
+fn sigma_check(a: args::SigmaCheckArgs) -> Result<ExitCode> {
+    let loaded = trail_detect::load_sigma(&a.rules)?;
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        let v = serde_json::json!({
+            "compiled": loaded.rules.iter().map(|r| serde_json::json!({
+                "path": r.path.display().to_string(), "id": r.id(), "title": r.rule.title,
+                "level": r.level().as_str(),
+            })).collect::<Vec<_>>(),
+            "skipped": loaded.rejected.iter().map(|r| serde_json::json!({
+                "path": r.path.display().to_string(), "title": r.title, "reason": r.reason,
+            })).collect::<Vec<_>>(),
+        });
+        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    for r in &loaded.rules {
+        writeln!(
+            out,
+            "  ok      {} ({}, {})",
+            visible(&r.path.display().to_string()),
+            visible(&r.rule.title),
+            r.level().as_str()
+        )?;
+    }
+    print_rejected(&mut out, &loaded.rejected)?;
+    writeln!(
+        out,
+        "{} of {} rules compile; {} skipped",
+        loaded.rules.len(),
+        loaded.rules.len() + loaded.rejected.len(),
+        loaded.rejected.len()
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn sigma_run(setup: &Setup, a: args::SigmaRunArgs) -> Result<ExitCode> {
+    let loaded = trail_detect::load_sigma(&a.rules)?;
+    if !loaded.rejected.is_empty() {
+        let mut err = std::io::stderr().lock();
+        print_rejected(&mut err, &loaded.rejected)?;
+    }
+    let matches = setup.runtime()?.block_on(async {
+        let engine = setup.engine().await?;
+        let filter = trail_detect::job::time_filter(a.since, a.until);
+        Ok::<_, anyhow::Error>(trail_detect::job::scan_sigma(&engine, &loaded.rules, filter).await?)
+    })?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    if a.json {
+        for m in &matches {
+            let r = &loaded.rules[m.rule];
+            let event: serde_json::Value = serde_json::from_str(&m.raw)
+                .unwrap_or_else(|_| serde_json::Value::String(m.raw.clone()));
+            let v = serde_json::json!({
+                "ruleId": r.id(), "ruleTitle": r.rule.title, "level": r.level().as_str(),
+                "tags": r.rule.tags, "event": event,
+            });
+            writeln!(out, "{v}")?;
+        }
+        out.flush()?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    writeln!(
+        out,
+        "{:<20}  {:<8}  {:<40}  {:<28}  {:<20}  {:<39}",
+        "eventTime", "level", "rule", "eventName", "identity", "sourceIpAddress"
+    )?;
+    for m in matches.iter().take(a.max_rows) {
+        let r = &loaded.rules[m.rule];
+        writeln!(
+            out,
+            "{:<20}  {:<8}  {:<40}  {:<28}  {:<20}  {:<39}",
+            m.time.format("%Y-%m-%dT%H:%M:%SZ"),
+            r.level().as_str(),
+            visible(&r.rule.title),
+            visible(m.event_name.as_deref().unwrap_or("")),
+            visible(m.identity.as_deref().unwrap_or("")),
+            visible(m.source_ip.as_deref().unwrap_or(""))
+        )?;
+    }
+    writeln!(
+        out,
+        "{} matching events of {} rules ({} listed)",
+        matches.len(),
+        loaded.rules.len(),
+        matches.len().min(a.max_rows)
+    )?;
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn detect(setup: &Setup, a: args::DetectArgs) -> Result<ExitCode> {
+    let loaded = trail_detect::load_sigma(&a.rules)?;
+    let analyses: Vec<trail_detect::job::AnalysisDetection> = setup
+        .library()?
+        .iter()
+        .filter_map(|q| {
+            let level = trail_detect::Level::parse(q.detection.as_deref()?)?;
+            Some(trail_detect::job::AnalysisDetection {
+                query: q.clone(),
+                level,
+            })
+        })
+        .collect();
+    let report = setup.runtime()?.block_on(async {
+        let store = trail_store::Store::open(&setup.store)?;
+        let _guard = if a.dry_run {
+            None
+        } else {
+            Some(store.lock(!a.no_wait, |holder| {
+                eprintln!(
+                    "waiting for the store's writer lock (held by {}); use --no-wait to fail instead",
+                    visible(holder)
+                )
+            })?)
+        };
+        let engine = setup.engine().await?;
+        let opts = trail_detect::job::DetectOptions {
+            since: a.since,
+            dry_run: a.dry_run,
+        };
+        Ok::<_, anyhow::Error>(
+            trail_detect::job::run(&engine, &store, &loaded.rules, &analyses, &opts).await?,
+        )
+    })?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    if a.json {
+        let mut v = report.to_json();
+        v["skippedRules"] = serde_json::json!(
+            loaded
+                .rejected
+                .iter()
+                .map(|r| serde_json::json!({
+                    "path": r.path.display().to_string(), "title": r.title, "reason": r.reason,
+                }))
+                .collect::<Vec<_>>()
+        );
+        writeln!(out, "{v}")?;
+        out.flush()?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    writeln!(
+        out,
+        "detect: {} ({} partitions) with {} Sigma rules and {} analyses in {:.2}s: {} findings{}",
+        report.scope,
+        report.partitions,
+        loaded.rules.len(),
+        analyses.len(),
+        report.seconds,
+        report.findings.len(),
+        if report.dry_run {
+            " (dry run: nothing stored)".to_owned()
+        } else {
+            format!(
+                ", {} new or changed, {} already stored",
+                report.new, report.unchanged
+            )
+        }
+    )?;
+    if !loaded.rejected.is_empty() {
+        writeln!(out, "{} rules skipped:", loaded.rejected.len())?;
+        print_rejected(&mut out, &loaded.rejected)?;
+    }
+    if !report.findings.is_empty() {
+        writeln!(
+            out,
+            "{:<20}  {:<8}  {:<40}  {:<24}  {:<39}  {:>6}",
+            "firstSeen", "level", "rule", "identity", "sourceIpAddress", "events"
+        )?;
+    }
+    let mut shown: Vec<&trail_detect::job::Finding> = report.findings.iter().collect();
+    shown.sort_by(|x, y| y.level.cmp(&x.level).then(x.first_seen.cmp(&y.first_seen)));
+    for f in shown.iter().take(a.max_rows) {
+        writeln!(
+            out,
+            "{:<20}  {:<8}  {:<40}  {:<24}  {:<39}  {:>6}",
+            f.first_seen.format("%Y-%m-%dT%H:%M:%SZ"),
+            f.level.as_str(),
+            visible(&f.rule_title),
+            visible(f.identity.as_deref().unwrap_or("")),
+            visible(f.source_ip.as_deref().unwrap_or("")),
+            f.events
+        )?;
+    }
+    if report.findings.len() > a.max_rows {
+        writeln!(
+            out,
+            "... {} more (trail run findings_summary, or query the findings table)",
+            report.findings.len() - a.max_rows
+        )?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn gen_events(a: args::GenArgs) -> Result<ExitCode> {

@@ -1,5 +1,6 @@
 #![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
-//! The crate graph points one way: `cli -> insight -> query -> store`, `cli -> ingest -> store`.
+//! The crate graph points one way: `cli -> {insight, detect} -> query -> store`,
+//! `cli -> ingest -> store`.
 //! A crate may use what lies below it on its own chain (and the leaf generator); `ingest` and
 //! `query` never depend on each other. This test fails when an edge outside that appears.
 
@@ -35,10 +36,12 @@ fn dependencies_point_one_way() {
         ("ingest", &["trail-store", "trail-gen"][..]),
         ("query", &["trail-store"][..]),
         ("insight", &["trail-query", "trail-store", "trail-gen"][..]),
+        ("detect", &["trail-query", "trail-store"][..]),
         (
             "cli",
             &[
                 "trail-insight",
+                "trail-detect",
                 "trail-query",
                 "trail-store",
                 "trail-ingest",

@@ -77,6 +77,29 @@ fn fixtures() -> &'static (tempfile::TempDir, tempfile::TempDir) {
                 trail_insight::write_insights(&engine, &st, &report.insights)
                     .await
                     .unwrap();
+                // ...and keep what the analyses marked as detections find.
+                let analyses: Vec<trail_detect::job::AnalysisDetection> =
+                    trail_query::saved::Library::load(None)
+                        .unwrap()
+                        .iter()
+                        .filter_map(|q| {
+                            Some(trail_detect::job::AnalysisDetection {
+                                level: trail_detect::Level::parse(q.detection.as_deref()?)?,
+                                query: q.clone(),
+                            })
+                        })
+                        .collect();
+                let engine = Engine::open(store, EngineOptions::default()).await.unwrap();
+                let found = trail_detect::job::run(
+                    &engine,
+                    &st,
+                    &[],
+                    &analyses,
+                    &trail_detect::job::DetectOptions::default(),
+                )
+                .await
+                .unwrap();
+                assert!(!found.findings.is_empty());
             });
         }
         (at, ct)
@@ -416,6 +439,7 @@ fn memory_limit_gives_an_actionable_error() {
             EngineOptions {
                 memory_limit: Some(64 * 1024),
                 threads: 2,
+                ..Default::default()
             },
         )
         .await
@@ -439,6 +463,7 @@ fn memory_limit_gives_an_actionable_error() {
             EngineOptions {
                 memory_limit: Some(64 << 20),
                 threads: 2,
+                ..Default::default()
             },
         )
         .await

@@ -10,8 +10,9 @@
 //! * **mobile NAT**: carrier-grade NAT hands out an address from hundreds of /24s per session;
 //! * **hosted runners**: CI jobs call from a fresh address of a cloud provider each run;
 //! * **cloud services**: service roles call from many addresses of the cloud's ranges;
-//! * **travel**: some people work from a hotel abroad for a few days (benign, but a new
-//!   provider and country for them).
+//! * **travel**: some people work from a hotel for a few days, abroad or in another city
+//!   (benign, but a new provider, and maybe a new country, for them);
+//! * **joiners**: some identities start in the judged days (a new hire, a new pipeline).
 //!
 //! Stolen-key uses (the labelled anomalies) come from hosting providers (some from a block
 //! right next to the victim's own ISP), from foreign ISPs, and from the same /16 as a
@@ -255,6 +256,13 @@ pub struct Trip {
     pub to: NaiveDate,
 }
 
+/// An identity that starts in the judged days (a new hire, a new pipeline).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Joiner {
+    pub principal_id: String,
+    pub first_day: NaiveDate,
+}
+
 /// What was generated, with the labels a detector is judged by.
 #[derive(Debug, Clone)]
 pub struct World {
@@ -264,6 +272,7 @@ pub struct World {
     pub identities: Vec<(Identity, Profile)>,
     pub anomalies: Vec<StolenKeyUse>,
     pub trips: Vec<Trip>,
+    pub joiners: Vec<Joiner>,
     pub providers: Vec<Provider>,
 }
 
@@ -306,6 +315,9 @@ impl World {
             })).collect::<Vec<_>>(),
             "trips": self.trips.iter().map(|t| json!({
                 "principalId": t.principal_id, "from": t.from.to_string(), "to": t.to.to_string(),
+            })).collect::<Vec<_>>(),
+            "joiners": self.joiners.iter().map(|j| json!({
+                "principalId": j.principal_id, "firstDay": j.first_day.to_string(),
             })).collect::<Vec<_>>(),
             "providers": self.providers.iter().map(|p| json!({
                 "asn": p.asn, "org": p.org, "country": p.country, "kind": p.kind.as_str(),
@@ -428,20 +440,42 @@ pub fn generate_world(cfg: &WorldConfig, out: &Path) -> Result<World, GenError> 
             profile,
         ));
     }
-    // Trips abroad: a tenth of the people, 2-4 days each, inside the judged days, from one
-    // hotel address.
+    // Trips: about one person in thirty travels for 2-4 days inside the judged days, half
+    // abroad, half in another city, and works from the hotel's network (a foreign ISP, or a
+    // domestic ISP not their own).
     let judged_from = i64::from(cfg.baseline_days);
     let last_day = i64::from(cfg.days) - 1;
     let mut trips: HashMap<usize, (i64, i64, u32)> = HashMap::new();
     for (i, ag) in agents.iter().enumerate() {
-        if ag.profile.human() && rng.random_bool(0.1) {
+        if ag.profile.human() && rng.random_bool(0.03) {
             let from = rng.random_range(judged_from..=last_day);
             let to = (from + rng.random_range(1..=3)).min(last_day);
-            let hotel = &provs[foreign[rng.random_range(0..foreign.len())]];
+            let hotel = if rng.random_bool(0.5) {
+                &provs[foreign[rng.random_range(0..foreign.len())]]
+            } else {
+                let others: Vec<usize> = residential
+                    .iter()
+                    .copied()
+                    .filter(|&r| r != ag.home)
+                    .collect();
+                &provs[others[rng.random_range(0..others.len())]]
+            };
             trips.insert(i, (from, to, addr_in(&mut rng, hotel.prefixes[0])));
         }
     }
-    let anomalies = plan_stolen_keys(cfg, &mut rng, &provs, &agents, &identities, &trips);
+    // Joiners: one identity in twenty (a new hire, a new pipeline) starts on a judged day.
+    let starts: Vec<i64> = (0..agents.len())
+        .map(|_| {
+            if rng.random_bool(0.05) {
+                rng.random_range(judged_from..=last_day)
+            } else {
+                0
+            }
+        })
+        .collect();
+    let anomalies = plan_stolen_keys(cfg, &mut rng, &provs, &agents, &identities, |i| {
+        !trips.contains_key(&i) && starts[i] == 0
+    });
     let mut world = World {
         events: 0,
         files: 0,
@@ -453,6 +487,15 @@ pub fn generate_world(cfg: &WorldConfig, out: &Path) -> Result<World, GenError> 
                 principal_id: identities[i].0.principal_id.clone(),
                 from: cfg.start + Duration::days(from),
                 to: cfg.start + Duration::days(to),
+            })
+            .collect(),
+        joiners: starts
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| **d > 0)
+            .map(|(i, &d)| Joiner {
+                principal_id: identities[i].0.principal_id.clone(),
+                first_day: cfg.start + Duration::days(d),
             })
             .collect(),
         identities,
@@ -476,6 +519,7 @@ pub fn generate_world(cfg: &WorldConfig, out: &Path) -> Result<World, GenError> 
                 ag.lease_ends = d + ag.lease_days;
             }
             let active = match ag.profile {
+                _ if d < starts[i] => false,
                 Profile::Ci | Profile::Service => true,
                 _ if weekend => rng.random_bool(0.2),
                 _ => rng.random_bool(0.9),
@@ -588,14 +632,14 @@ fn plan_stolen_keys(
     provs: &[Provider],
     agents: &[Agent],
     identities: &[(Identity, Profile)],
-    trips: &HashMap<usize, (i64, i64, u32)>,
+    eligible: impl Fn(usize) -> bool,
 ) -> Vec<(usize, i64, u32, &'static str)> {
     let of_kind =
         |k: ProviderKind| -> Vec<&Provider> { provs.iter().filter(|p| p.kind == k).collect() };
     let hosting = of_kind(ProviderKind::Hosting);
     let foreign = of_kind(ProviderKind::Foreign);
     let humans: Vec<usize> = (0..agents.len())
-        .filter(|&i| agents[i].profile.human() && !trips.contains_key(&i))
+        .filter(|&i| agents[i].profile.human() && eligible(i))
         .collect();
     let judged_from = i64::from(cfg.baseline_days);
     let last_day = i64::from(cfg.days) - 1;

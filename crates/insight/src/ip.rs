@@ -16,10 +16,23 @@
 //! 24) or /`near_v6` (default 64) network as a baseline IP. Sources that are not IP addresses
 //! (`Internal`, `ecs.aliyuncs.com`) are never insights; they are counted.
 //!
+//! **Providers.** With an IP-to-ASN database (the engine's `--asn-db`), an address is also
+//! judged by who owns it: a new address of a provider (autonomous system) the baseline used on
+//! at least `min_provider_days` days (default 2) is usual (counted as `sameProvider`): a new
+//! lease from the ISP a person always uses, another address of the carrier's NAT pool, another
+//! runner of the cloud a CI job always runs in. A provider seen on one day only is not yet
+//! established (one trip to a hotel does not make every address of that hotel's ISP usual);
+//! its addresses are judged by network alone. Without a database the /24 and /64 rules are
+//! all there is, and the report says so.
+//!
 //! **Insight.** Unusual operations of one identity from one IP form one insight per contiguous
-//! window: operations less than `gap_minutes` (default 60) apart belong together. The start
-//! record is at the first operation, the end record at the last. An IP judged on day D is
-//! part of the baseline from day D+1 on: a new IP is reported once, not every day.
+//! window: operations less than `gap_minutes` (default 60) apart belong together. With an ASN
+//! database the unit is the new provider rather than the address: the unusual operations of
+//! one identity from any addresses of one new provider form the insight (its object is the
+//! first address; `sourceAddresses` lists them all), so a stolen key used from three servers
+//! of one hosting company, or a new CI pipeline's runners, is one finding. The start record
+//! is at the first operation, the end record at the last. An IP judged on day D is part of the
+//! baseline from day D+1 on: a new IP is reported once, not every day.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
@@ -51,6 +64,9 @@ pub struct IpOptions {
     pub near_v6: u8,
     pub gap_minutes: i64,
     pub whitelist: Vec<IpNet>,
+    /// Days of the baseline a provider must have been seen on to make its other addresses
+    /// usual (with an ASN database).
+    pub min_provider_days: u32,
 }
 
 impl Default for IpOptions {
@@ -63,6 +79,7 @@ impl Default for IpOptions {
             near_v6: 64,
             gap_minutes: 60,
             whitelist: Vec::new(),
+            min_provider_days: 2,
         }
     }
 }
@@ -109,6 +126,8 @@ struct Counts {
     events: u64,
     usual: u64,
     nearby: u64,
+    /// A new address of a provider the baseline used (with an ASN database).
+    same_provider: u64,
     whitelisted: u64,
     /// Sources that are not IP addresses (`Internal`, service names).
     not_ip: u64,
@@ -125,6 +144,7 @@ impl Counts {
             ("events", self.events),
             ("usual", self.usual),
             ("nearby", self.nearby),
+            ("sameProvider", self.same_provider),
             ("whitelisted", self.whitelisted),
             ("notIp", self.not_ip),
             ("littleHistory", self.little_history),
@@ -194,12 +214,55 @@ impl History {
     }
 }
 
-/// Last day each (key, ip) and (key, network) was seen.
+/// Last day each (key, ip) and (key, network) was seen; the days each (key, provider) was
+/// seen on; the last day each (key, country) was seen.
 #[derive(Default)]
 struct Seen {
     ip: HashMap<(u32, u32), i32>,
     net: HashMap<(u32, IpNet), i32>,
+    provider: HashMap<(u32, u32), VecDeque<i32>>,
+    country: HashMap<(u32, u32), i32>,
     history: HashMap<u32, History>,
+}
+
+impl Seen {
+    /// Days in `[day - window, day)` on which `key` used `asn`.
+    fn provider_days(&self, key: u32, asn: u32, day: i32, window: i32) -> usize {
+        self.provider.get(&(key, asn)).map_or(0, |d| {
+            d.iter().filter(|&&x| x >= day - window && x < day).count()
+        })
+    }
+
+    fn add(&mut self, key: u32, g: &Group, ip: &IpFacts, window: i32) {
+        self.ip.insert((key, g.ip), g.day);
+        if let Some(n) = ip.net {
+            self.net.insert((key, n), g.day);
+        }
+        if let Some(asn) = ip.asn {
+            let days = self.provider.entry((key, asn)).or_default();
+            if days.back() != Some(&g.day) {
+                days.push_back(g.day);
+            }
+            while days.front().is_some_and(|&d| d < g.day - window) {
+                days.pop_front();
+            }
+        }
+        if let Some(c) = ip.country {
+            self.country.insert((key, c), g.day);
+        }
+    }
+}
+
+/// What is known of one distinct source address.
+#[derive(Default, Clone)]
+struct IpFacts {
+    addr: Option<IpAddr>,
+    net: Option<IpNet>,
+    whitelisted: bool,
+    asn: Option<u32>,
+    org: Option<std::sync::Arc<str>>,
+    /// Interned country code.
+    country: Option<u32>,
 }
 
 struct Group {
@@ -221,6 +284,10 @@ struct Flag {
     level: Level,
     baseline_events: u64,
     baseline_ips: usize,
+    /// With an ASN database: the provider is new to the baseline.
+    new_provider: Option<bool>,
+    /// With a country database: the country is new to the baseline.
+    new_country: Option<bool>,
 }
 
 const IDENTITY_SQL: &str = "coalesce(userIdentity.accountId, recipientAccountId, '')";
@@ -277,16 +344,45 @@ pub async fn run(
         }
     }
     groups.sort_unstable_by_key(|g| g.day);
-    let parsed: Vec<Option<IpAddr>> = ips.names.iter().map(|s| parse_ip(s)).collect();
+    let intel = engine.ip_intel();
+    if !intel.has_asn() {
+        findings.notes.push(
+            "no ASN database: new addresses are judged by their /24 (IPv4) or /64 (IPv6) \
+             network only; with --asn-db FILE (GeoLite2-ASN .mmdb or an ip-location-db CSV) a \
+             new address of a provider the identity always uses is not reported, which removes \
+             most false positives from ISP, mobile-carrier and cloud address churn"
+                .to_owned(),
+        );
+    }
     let near = |ip: IpAddr| match ip {
         IpAddr::V4(_) => network(ip, opts.near_v4.min(32)),
         IpAddr::V6(_) => network(ip, opts.near_v6.min(128)),
     };
-    let nets: Vec<Option<IpNet>> = parsed.iter().map(|p| p.and_then(near)).collect();
-    let whitelisted: Vec<bool> = parsed
+    // Each distinct address is parsed and looked up once.
+    let mut countries = Interner::default();
+    let facts: Vec<IpFacts> = ips
+        .names
         .iter()
-        .map(|p| p.is_some_and(|ip| opts.whitelist.iter().any(|w| w.contains(&ip))))
+        .map(|s| {
+            let Some(addr) = parse_ip(s) else {
+                return IpFacts::default();
+            };
+            let asn = intel.has_asn().then(|| intel.asn(addr)).flatten();
+            IpFacts {
+                addr: Some(addr),
+                net: near(addr),
+                whitelisted: opts.whitelist.iter().any(|w| w.contains(&addr)),
+                asn: asn.as_ref().map(|a| a.number),
+                org: asn.map(|a| a.organization),
+                country: intel
+                    .has_geo()
+                    .then(|| intel.country(addr))
+                    .flatten()
+                    .map(|c| countries.id(&c)),
+            }
+        })
         .collect();
+    let min_provider_days = opts.min_provider_days.max(1) as usize;
 
     let mut by_ident = Seen::default();
     let mut by_account = Seen::default();
@@ -304,11 +400,12 @@ pub async fn run(
         if (d0..=d1).contains(&day) {
             for g in day_groups {
                 report.events += g.n;
-                if parsed[g.ip as usize].is_none() {
+                let ip = &facts[g.ip as usize];
+                if ip.addr.is_none() {
                     report.not_ip += g.n;
                     continue;
                 }
-                if whitelisted[g.ip as usize] {
+                if ip.whitelisted {
                     report.whitelisted += g.n;
                     continue;
                 }
@@ -340,9 +437,13 @@ pub async fn run(
                     report.usual += g.n;
                     continue;
                 }
-                let net = nets[g.ip as usize];
-                if net.is_some_and(|n| recent(seen.net.get(&(key, n)))) {
+                if ip.net.is_some_and(|n| recent(seen.net.get(&(key, n)))) {
                     report.nearby += g.n;
+                    continue;
+                }
+                let provider_days = ip.asn.map(|asn| seen.provider_days(key, asn, day, window));
+                if provider_days.is_some_and(|d| d >= min_provider_days) {
+                    report.same_provider += g.n;
                     continue;
                 }
                 report.unusual += g.n;
@@ -357,6 +458,8 @@ pub async fn run(
                         level,
                         baseline_events: hist.1,
                         baseline_ips,
+                        new_provider: provider_days.map(|d| d == 0),
+                        new_country: ip.country.map(|c| !recent(seen.country.get(&(key, c)))),
                     },
                 );
             }
@@ -368,25 +471,28 @@ pub async fn run(
                 .entry(g.account)
                 .or_default()
                 .add(day, g.n);
-            if parsed[g.ip as usize].is_some() {
-                by_ident.ip.insert((g.ident, g.ip), day);
-                by_account.ip.insert((g.account, g.ip), day);
-                if let Some(n) = nets[g.ip as usize] {
-                    by_ident.net.insert((g.ident, n), day);
-                    by_account.net.insert((g.account, n), day);
-                }
+            let ip = &facts[g.ip as usize];
+            if ip.addr.is_some() {
+                by_ident.add(g.ident, g, ip, window);
+                by_account.add(g.account, g, ip, window);
             }
         }
         i = j;
     }
     findings.counts = report.named();
     if !flagged.is_empty() {
-        findings.insights = details(engine, opts, &idents, &ips, &flagged, window).await?;
+        let source = Sources {
+            facts: &facts,
+            countries: &countries,
+        };
+        findings.insights = details(engine, opts, &idents, &ips, &source, &flagged, window).await?;
     }
     Ok(findings)
 }
 
 struct Op {
+    /// The source address (interned).
+    ip: u32,
     time: i64,
     id: String,
     region: Option<String>,
@@ -399,12 +505,19 @@ struct Op {
     code: Option<String>,
 }
 
+/// What the IP databases say about the addresses, for the insight records.
+struct Sources<'a> {
+    facts: &'a [IpFacts],
+    countries: &'a Interner,
+}
+
 /// Fetch the flagged operations and cut them into insights.
 async fn details(
     engine: &Engine,
     opts: &IpOptions,
     idents: &Interner,
     ips: &Interner,
+    sources: &Sources<'_>,
     flagged: &HashMap<(u32, u32, i32), Flag>,
     window: i32,
 ) -> Result<Vec<Insight>> {
@@ -438,7 +551,15 @@ async fn details(
                 .and(col("ip").in_list(ip_lits, false)),
         )?;
     let batches = df.collect().await.map_err(|e| engine.map_error(e))?;
-    let mut ops: HashMap<(u32, u32), Vec<(i32, Op)>> = HashMap::new();
+    // With an ASN database, the unusual operations of an identity from one new provider form
+    // insights together (one per window, whatever the addresses); without, from one address.
+    let group_of = |ip: u32| -> u64 {
+        match sources.facts[ip as usize].asn {
+            Some(asn) => (1 << 32) | u64::from(asn),
+            None => u64::from(ip),
+        }
+    };
+    let mut ops: HashMap<(u32, u64), Vec<(i32, Op)>> = HashMap::new();
     for b in &batches {
         let ids = strings(b, "id")?;
         let times = micros(b, "t")?;
@@ -469,9 +590,10 @@ async fn details(
             if !flagged.contains_key(&(ident, ip, bdays[i])) {
                 continue;
             }
-            ops.entry((ident, ip)).or_default().push((
+            ops.entry((ident, group_of(ip))).or_default().push((
                 bdays[i],
                 Op {
+                    ip,
                     time: times[i],
                     id: ids[i].clone().unwrap_or_default(),
                     region: regions[i].clone(),
@@ -488,22 +610,44 @@ async fn details(
     }
     let gap_us = opts.gap_minutes.max(1) * 60_000_000;
     let mut out = Vec::new();
-    for ((ident, ip), mut list) in ops {
+    for ((ident, _), mut list) in ops {
         list.sort_by(|a, b| a.1.time.cmp(&b.1.time).then_with(|| a.1.id.cmp(&b.1.id)));
         let mut start = 0;
         for k in 1..=list.len() {
             if k < list.len() && list[k].1.time - list[k - 1].1.time < gap_us {
                 continue;
             }
-            let day = list[start].0;
+            let (day, ip) = (list[start].0, list[start].1.ip);
             if let Some(flag) = flagged.get(&(ident, ip, day)) {
-                out.push(insight(
+                let mut i = insight(
                     &idents.names[ident as usize],
                     &ips.names[ip as usize],
                     &list[start..k],
                     *flag,
                     window,
-                ));
+                );
+                let f = &sources.facts[ip as usize];
+                i.context.insert(
+                    "source".into(),
+                    json!({
+                        "asn": f.asn,
+                        "organization": f.org.as_deref(),
+                        "country": f.country.map(|c| sources.countries.names[c as usize].as_str()),
+                    }),
+                );
+                let mut addresses: Vec<&str> = Vec::new();
+                for (_, op) in &list[start..k] {
+                    let a = ips.names[op.ip as usize].as_str();
+                    if !addresses.contains(&a) {
+                        addresses.push(a);
+                    }
+                }
+                i.context.insert("sourceAddresses".into(), json!(addresses));
+                i.context
+                    .insert("newProvider".into(), json!(flag.new_provider));
+                i.context
+                    .insert("newCountry".into(), json!(flag.new_country));
+                out.push(i);
             }
             start = k;
         }

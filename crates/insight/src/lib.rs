@@ -318,6 +318,8 @@ pub struct Findings {
     /// Named counts in the job's order (events judged, how they were judged, ...).
     pub counts: Vec<(&'static str, u64)>,
     pub insights: Vec<Insight>,
+    /// What the user should know about how the job judged (e.g. a database that would help).
+    pub notes: Vec<String>,
 }
 
 impl Findings {
@@ -367,6 +369,7 @@ impl Report {
             "written": self.written.as_ref().map(|w| w.new),
             "alreadyStored": self.written.as_ref().map(|w| w.existing),
             "seconds": self.seconds,
+            "notes": self.findings.notes,
             "records": records,
         })
     }

@@ -60,16 +60,27 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     ("ip_network('203.0.113.77', 40)", "NULL"),
 ];
 
+/// The IP functions: name and number of arguments.
+const FUNCTIONS: [(&str, usize); 4] = [
+    ("is_ip", 1),
+    ("is_private_ip", 1),
+    ("ip_in_cidr", 2),
+    ("ip_network", 2),
+];
+
 /// Register the IP functions with a session.
 pub fn register(ctx: &SessionContext) {
-    for f in [
-        IpFn::new("is_ip", 1),
-        IpFn::new("is_private_ip", 1),
-        IpFn::new("ip_in_cidr", 2),
-        IpFn::new("ip_network", 2),
-    ] {
-        ctx.register_udf(ScalarUDF::from(f));
+    for (name, args) in FUNCTIONS {
+        ctx.register_udf(ScalarUDF::from(IpFn::new(name, args)));
     }
+}
+
+/// One IP function by name (`ip_in_cidr`, ...), for building expressions without a session.
+pub fn function(name: &str) -> Option<ScalarUDF> {
+    FUNCTIONS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(n, a)| ScalarUDF::from(IpFn::new(n, *a)))
 }
 
 /// Parse an address; IPv4-mapped IPv6 becomes IPv4.

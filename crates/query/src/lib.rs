@@ -15,7 +15,9 @@
 //! `datafusion-functions-json` and the IP functions of [`ip`].
 
 mod committed;
+pub mod findings;
 pub mod ip;
+pub mod ipintel;
 mod localfs;
 pub mod lookup;
 pub mod names;
@@ -53,6 +55,8 @@ use trail_store::{Store, layout, schema};
 pub enum QueryError {
     #[error(transparent)]
     Store(#[from] trail_store::StoreError),
+    #[error(transparent)]
+    Intel(#[from] ipintel::IntelError),
     /// The query needed more memory than the limit allows, even with spilling.
     #[error(
         "the query needs more memory than the limit of {limit} allows ({detail}); raise it with \
@@ -95,6 +99,10 @@ pub struct EngineOptions {
     /// Worker threads of the runtime the queries run on (0: one per core); the engine plans
     /// two partitions per thread.
     pub threads: usize,
+    /// IP-to-ASN databases, tried in order (`ip_asn`, `ip_org`; provider-aware IpInsight).
+    pub asn_db: Vec<std::path::PathBuf>,
+    /// An IP-to-country database (`ip_country`).
+    pub geo_db: Option<std::path::PathBuf>,
 }
 
 /// A store opened for SQL.
@@ -102,6 +110,7 @@ pub struct Engine {
     ctx: SessionContext,
     root: std::path::PathBuf,
     options: EngineOptions,
+    intel: Arc<ipintel::IpIntel>,
 }
 
 /// Parse a memory size such as `512M`, `2G`, `1.5GiB` or a plain byte count.
@@ -178,6 +187,10 @@ impl Engine {
     /// Open the store at `root`.
     pub async fn open(root: &Path, options: EngineOptions) -> Result<Engine> {
         let store = Store::open(root)?;
+        let intel = Arc::new(ipintel::IpIntel::open(
+            &options.asn_db,
+            options.geo_db.as_deref(),
+        )?);
         let mut config = SessionConfig::new()
             .with_information_schema(true)
             .set_bool("datafusion.execution.parquet.pushdown_filters", true)
@@ -243,6 +256,7 @@ impl Engine {
         let mut state_ctx = ctx.clone();
         datafusion_functions_json::register_all(&mut state_ctx)?;
         ip::register(&ctx);
+        ipintel::register(&ctx, &intel);
 
         let parquet = parquet_options(&ctx);
         let (events, prefix, file_schema) = listing_table(
@@ -269,11 +283,27 @@ impl Engine {
             )?)
         };
         ctx.register_table(INSIGHTS_TABLE, insights)?;
+        let findings_dir = store.root().join(findings::FINDINGS_DIR);
+        let runs: Arc<dyn datafusion::catalog::TableProvider> = if findings_dir.is_dir() {
+            Arc::new(flat_listing_table(
+                &findings_dir,
+                &findings::schema(),
+                &parquet,
+            )?)
+        } else {
+            Arc::new(MemTable::try_new(
+                view_schema(&findings::schema()),
+                vec![vec![]],
+            )?)
+        };
+        ctx.register_table(findings::RUNS_TABLE, runs)?;
+        ctx.sql(&findings::view_sql()).await?;
         system::register(&ctx, &store)?;
         Ok(Engine {
             ctx,
             root: store.root().to_path_buf(),
             options,
+            intel,
         })
     }
 
@@ -285,6 +315,17 @@ impl Engine {
     /// The store directory.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The IP databases of this session.
+    pub fn ip_intel(&self) -> &Arc<ipintel::IpIntel> {
+        &self.intel
+    }
+
+    /// Notices owed to the user (each once per session), e.g. that a function needs a
+    /// database that is not configured. Callers print them after a statement.
+    pub fn take_notices(&self) -> Vec<String> {
+        self.intel.take_notices()
     }
 
     /// Split SQL text into statements (parsed, so `;` inside strings is no separator).
@@ -302,6 +343,14 @@ impl Engine {
         let plan = state.statement_to_plan(statement).await?;
         let plan = prune::derive_partition_filters(plan)?;
         Ok(self.ctx.execute_logical_plan(plan).await?)
+    }
+
+    /// A DataFrame built with DataFusion's API, with the same pruning SQL gets: filters on
+    /// `acsRegion` and `eventTime` also become filters on the partition columns.
+    pub async fn prune(&self, df: DataFrame) -> Result<DataFrame> {
+        let (state, plan) = df.into_parts();
+        let plan = prune::derive_partition_filters(plan)?;
+        Ok(DataFrame::new(state, plan))
     }
 
     /// Plan one SQL statement (the last one if there are several; earlier ones run for their
@@ -434,6 +483,26 @@ impl Engine {
 /// `ParquetFormat::default()` would use DataFusion's built-in defaults instead.
 fn parquet_options(ctx: &SessionContext) -> TableParquetOptions {
     ctx.state().default_table_options().parquet
+}
+
+/// A listing table of the Parquet files directly in `dir` (no partitions).
+fn flat_listing_table(
+    dir: &Path,
+    table_schema: &Schema,
+    parquet: &TableParquetOptions,
+) -> Result<ListingTable> {
+    let dir = dir
+        .canonicalize()
+        .map_err(|e| trail_store::StoreError::io(dir, e))?;
+    let url = ListingTableUrl::parse(format!("{}/", dir.display()))?;
+    let options = ListingOptions::new(Arc::new(
+        ParquetFormat::default().with_options(parquet.clone()),
+    ))
+    .with_file_extension(".parquet");
+    let config = ListingTableConfig::new(url)
+        .with_listing_options(options)
+        .with_schema(view_schema(table_schema));
+    Ok(ListingTable::try_new(config)?)
 }
 
 fn listing_table(

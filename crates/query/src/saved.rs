@@ -5,6 +5,10 @@
 //! -- title: Console sign-ins without MFA
 //! -- description: Successful console sign-ins where no MFA device was used.
 //! -- tactic: TA0001 Initial Access
+//! -- flags: successful console sign-ins whose MFAUsed is false or No
+//! -- ignores: failed sign-ins; SAML and SSO sign-ins (their MFA is at the identity provider)
+//! -- fields: eventName, errorCode, additionalEventData.MFAUsed, userIdentity.type
+//! -- detection: medium
 //! -- param: since = 1970-01-01 00:00:00   (start of the window, UTC)
 //! -- param: until = 2200-01-01 00:00:00
 //! SELECT ... WHERE eventTime >= TIMESTAMP :since AND eventTime < TIMESTAMP :until
@@ -42,6 +46,14 @@ pub struct SavedQuery {
     pub title: String,
     pub description: String,
     pub tactic: Option<String>,
+    /// What the analysis reports.
+    pub flags: String,
+    /// What it deliberately does not report.
+    pub ignores: String,
+    /// The fields it relies on.
+    pub fields: Vec<String>,
+    /// `Some(level)` when `trail detect` runs it as a detection.
+    pub detection: Option<String>,
     pub params: Vec<Param>,
     /// The SQL with `:param` placeholders.
     pub sql: String,
@@ -58,6 +70,10 @@ impl SavedQuery {
             title: String::new(),
             description: String::new(),
             tactic: None,
+            flags: String::new(),
+            ignores: String::new(),
+            fields: Vec::new(),
+            detection: None,
             params: Vec::new(),
             sql: String::new(),
             origin: origin.to_owned(),
@@ -86,6 +102,35 @@ impl SavedQuery {
                             q.description.push_str(value);
                         }
                         "tactic" => q.tactic = Some(value.to_owned()),
+                        "flags" | "ignores" => {
+                            let target = if key.trim() == "flags" {
+                                &mut q.flags
+                            } else {
+                                &mut q.ignores
+                            };
+                            if !target.is_empty() {
+                                target.push(' ');
+                            }
+                            target.push_str(value);
+                        }
+                        "fields" => q.fields.extend(
+                            value
+                                .split(',')
+                                .map(str::trim)
+                                .filter(|f| !f.is_empty())
+                                .map(str::to_owned),
+                        ),
+                        "detection" => {
+                            let level = value.to_ascii_lowercase();
+                            if !["informational", "low", "medium", "high", "critical"]
+                                .contains(&level.as_str())
+                            {
+                                return Err(bad(format!(
+                                    "detection level `{value}` is not informational, low, medium, high or critical"
+                                )));
+                            }
+                            q.detection = Some(level);
+                        }
                         "param" => {
                             let (spec, help) = match value.split_once("  (") {
                                 Some((s, h)) => (s, h.trim_end_matches(')').trim()),
@@ -151,6 +196,10 @@ impl SavedQuery {
             "title": self.title,
             "description": self.description,
             "tactic": self.tactic,
+            "flags": self.flags,
+            "ignores": self.ignores,
+            "fields": self.fields,
+            "detection": self.detection,
             "sql": self.sql,
             "params": self.params.iter().map(|p| serde_json::json!({
                 "name": p.name,
