@@ -8,17 +8,20 @@
 //!   dropped in the scan. Matches of one rule by one identity from one source address on one
 //!   UTC day form one finding (first and last seen, event ids, the first event's record).
 //! * **Saved analyses** marked `-- detection: <level>` run with `since`/`until` set to the days
-//!   read; each result row is one finding (time, identity, address and event ids taken from
-//!   the row's columns by name).
-//! * **Findings** are keyed by a hash of what was found (rule, identity, address, day, or the
-//!   analysis row), stored once under `findings/` (one Parquet file per run, written
+//!   read; their rows group the same way (time, identity, address and event ids taken from the
+//!   row's columns by name), the earliest row being the evidence. An analysis that lists every
+//!   root call gives one finding per root user, address and day, not one per call.
+//! * Both stream: results are folded into findings as the scan produces them, so memory
+//!   follows the number of findings, not of matched events.
+//! * **Findings** are keyed by a hash of what was found (detection, account, identity,
+//!   address, day), stored once under `findings/` (one Parquet file per run, written
 //!   atomically) and read through the `findings` table, which keeps the latest version of each.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use std::time::Instant;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
@@ -312,14 +315,30 @@ pub struct MatchedEvent {
 }
 
 /// Every event of `events` (narrowed by `filter`) that any of `rules` matches, in one scan:
-/// each rule is a boolean column, and rows matching none are dropped in the scan.
+/// each rule is a boolean column, and rows matching none are dropped in the scan. Sorted by
+/// time (for `trail sigma run`, which prints them all).
 pub async fn scan_sigma(
     engine: &Engine,
     rules: &[SigmaDetection],
     filter: Option<Expr>,
 ) -> Result<Vec<MatchedEvent>> {
+    let mut out = Vec::new();
+    scan_sigma_each(engine, rules, filter, |m| out.push(m)).await?;
+    out.sort_by(|a, b| (a.time, a.rule, &a.event_id).cmp(&(b.time, b.rule, &b.event_id)));
+    Ok(out)
+}
+
+/// [`scan_sigma`] handing each match to `on_match` as the scan produces it, in no particular
+/// order: memory stays flat however many events match.
+pub async fn scan_sigma_each(
+    engine: &Engine,
+    rules: &[SigmaDetection],
+    filter: Option<Expr>,
+    mut on_match: impl FnMut(MatchedEvent),
+) -> Result<()> {
+    use futures::StreamExt;
     if rules.is_empty() {
-        return Ok(Vec::new());
+        return Ok(());
     }
     let mut df = engine.context().table("events").await?;
     if let Some(f) = filter {
@@ -359,22 +378,26 @@ pub async fn scan_sigma(
     if let Some(a) = any {
         df = df.filter(a)?;
     }
-    let batches = engine
+    let mut stream = engine
         .prune(df)
         .await?
-        .collect()
+        .execute_stream()
         .await
         .map_err(|e| engine.map_error(e))?;
-    let mut out = Vec::new();
-    for b in &batches {
-        let ids = text_col(b, "id")?;
-        let times = micros_col(b, "t")?;
-        let regions = text_col(b, "region")?;
-        let names = text_col(b, "name")?;
-        let ips = text_col(b, "ip")?;
-        let accounts = text_col(b, "account")?;
-        let who = text_col(b, "identity")?;
-        let raws = text_col(b, "raw")?;
+    while let Some(b) = stream.next().await {
+        let b = b.map_err(|e| engine.map_error(e))?;
+        let ids = text_col(&b, "id")?;
+        let times = micros_col(&b, "t")?;
+        let regions = text_col(&b, "region")?;
+        let names = text_col(&b, "name")?;
+        let ips = text_col(&b, "ip")?;
+        let accounts = text_col(&b, "account")?;
+        let who = text_col(&b, "identity")?;
+        let raws = b
+            .column_by_name("raw")
+            .map(|r| cast(r, &DataType::Utf8))
+            .transpose()?;
+        let raws = raws.as_ref().map(|r| r.as_string::<i32>());
         for ri in 0..rules.len() {
             let Some(flags) = b.column_by_name(&format!("r{ri}")) else {
                 continue;
@@ -382,7 +405,7 @@ pub async fn scan_sigma(
             let flags = flags.as_boolean();
             for row in 0..b.num_rows() {
                 if flags.is_valid(row) && flags.value(row) {
-                    out.push(MatchedEvent {
+                    on_match(MatchedEvent {
                         rule: ri,
                         event_id: ids[row].clone(),
                         time: utc(times[row].unwrap_or_default()),
@@ -391,14 +414,145 @@ pub async fn scan_sigma(
                         source_ip: ips[row].clone(),
                         account: accounts[row].clone(),
                         identity: who[row].clone(),
-                        raw: raws[row].clone().unwrap_or_default(),
+                        raw: raws
+                            .filter(|r| r.is_valid(row))
+                            .map(|r| r.value(row).to_owned())
+                            .unwrap_or_default(),
                     });
                 }
             }
         }
     }
-    out.sort_by(|a, b| (a.time, a.rule, &a.event_id).cmp(&(b.time, b.rule, &b.event_id)));
-    Ok(out)
+    Ok(())
+}
+
+/// Findings under construction: one per (detection, account, identity, source address, UTC
+/// day). The evidence is the earliest match's (ties: the smallest event id); the event ids
+/// kept are the smallest [`MAX_EVENT_IDS`], so the result does not depend on the order rows
+/// arrive in, and a group holds no more than that however many events it covers.
+#[derive(Default)]
+struct Groups {
+    /// By a 128-bit hash of (kind, detection, account, identity, address, day).
+    groups: HashMap<u128, Group>,
+}
+
+/// A finding, the event ids kept for it, and the (time, event id) of its evidence.
+type Group = (Finding, BTreeSet<String>, (DateTime<Utc>, String));
+
+/// One matched row, as [`Groups::add`] takes it.
+struct Hit<'a> {
+    kind: &'static str,
+    rule_id: &'a str,
+    rule_title: &'a str,
+    level: Level,
+    tags: &'a [String],
+    time: Option<DateTime<Utc>>,
+    account: Option<&'a str>,
+    region: Option<&'a str>,
+    identity: Option<&'a str>,
+    source_ip: Option<&'a str>,
+    event_name: Option<&'a str>,
+    /// Events this row stands for (1 for an event; an aggregate row may say more).
+    events: u64,
+    event_ids: Vec<String>,
+}
+
+impl Groups {
+    /// Add a hit; `evidence` is asked for only when the hit is the group's earliest so far.
+    fn add(&mut self, hit: Hit<'_>, evidence: impl FnOnce() -> String) {
+        let day = hit.time.map(|t| t.date_naive());
+        let key = {
+            let mut h = xxhash_rust::xxh3::Xxh3::new();
+            for part in [
+                hit.kind,
+                hit.rule_id,
+                hit.account.unwrap_or_default(),
+                hit.identity.unwrap_or_default(),
+                hit.source_ip.unwrap_or_default(),
+            ] {
+                h.update(&(part.len() as u64).to_le_bytes());
+                h.update(part.as_bytes());
+            }
+            h.update(
+                &day.map_or(i64::MIN, |d| d.num_days_from_ce() as i64)
+                    .to_le_bytes(),
+            );
+            h.digest128()
+        };
+        let t = hit.time.unwrap_or_default();
+        let first_id = hit.event_ids.iter().min().cloned().unwrap_or_default();
+        let order = (t, first_id);
+        match self.groups.get_mut(&key) {
+            Some((f, ids, first)) => {
+                f.events += hit.events;
+                f.first_seen = f.first_seen.min(t);
+                f.last_seen = f.last_seen.max(t);
+                if order < *first {
+                    *first = order;
+                    f.region = hit.region.map(str::to_owned);
+                    f.event_name = hit.event_name.map(str::to_owned);
+                    f.evidence = evidence();
+                }
+                keep_smallest(ids, hit.event_ids);
+            }
+            None => {
+                let id = finding_id(&[
+                    hit.kind,
+                    hit.rule_id,
+                    hit.account.unwrap_or_default(),
+                    hit.identity.unwrap_or_default(),
+                    hit.source_ip.unwrap_or_default(),
+                    &day.map(|d| d.to_string()).unwrap_or_default(),
+                ]);
+                let mut ids = BTreeSet::new();
+                keep_smallest(&mut ids, hit.event_ids);
+                let f = Finding {
+                    id,
+                    rule_id: hit.rule_id.to_owned(),
+                    rule_title: hit.rule_title.to_owned(),
+                    rule_kind: hit.kind,
+                    level: hit.level,
+                    tags: hit.tags.to_vec(),
+                    first_seen: t,
+                    last_seen: t,
+                    account: hit.account.map(str::to_owned),
+                    region: hit.region.map(str::to_owned),
+                    identity: hit.identity.map(str::to_owned),
+                    source_ip: hit.source_ip.map(str::to_owned),
+                    event_name: hit.event_name.map(str::to_owned),
+                    events: hit.events,
+                    event_ids: Vec::new(),
+                    evidence: evidence(),
+                };
+                self.groups.insert(key, (f, ids, order));
+            }
+        }
+    }
+
+    /// The findings, in a stable order (first seen, then id).
+    fn finish(self) -> Vec<Finding> {
+        let mut out: Vec<Finding> = self
+            .groups
+            .into_values()
+            .map(|(mut f, ids, _)| {
+                f.event_ids = ids.into_iter().collect();
+                f
+            })
+            .collect();
+        out.sort_by(|a, b| (a.first_seen, &a.id).cmp(&(b.first_seen, &b.id)));
+        out
+    }
+}
+
+fn keep_smallest(ids: &mut BTreeSet<String>, new: Vec<String>) {
+    for id in new {
+        if ids.len() < MAX_EVENT_IDS || ids.last().is_some_and(|l| id < *l) {
+            ids.insert(id);
+            if ids.len() > MAX_EVENT_IDS {
+                ids.pop_last();
+            }
+        }
+    }
 }
 
 /// Run the Sigma rules over the scope and group their matches into findings.
@@ -418,55 +572,34 @@ async fn run_sigma(
             seconds: 0.0,
         })
         .collect();
-    // (rule, account, identity, ip, day) -> finding under construction
-    let mut groups: BTreeMap<(usize, String, String, String, NaiveDate), Finding> = BTreeMap::new();
-    for m in scan_sigma(engine, rules, scope.filter.clone()).await? {
+    let mut groups = Groups::default();
+    scan_sigma_each(engine, rules, scope.filter.clone(), |m| {
         let rule = &rules[m.rule];
-        let key = (
-            m.rule,
-            m.account.clone().unwrap_or_default(),
-            m.identity.clone().unwrap_or_default(),
-            m.source_ip.clone().unwrap_or_default(),
-            m.time.date_naive(),
-        );
-        let f = groups.entry(key.clone()).or_insert_with(|| Finding {
-            id: finding_id(&[
-                "sigma",
-                &rule.id(),
-                &key.1,
-                &key.2,
-                &key.3,
-                &key.4.to_string(),
-            ]),
-            rule_id: rule.id(),
-            rule_title: rule.rule.title.clone(),
-            rule_kind: "sigma",
-            level: rule.level(),
-            tags: rule.rule.tags.clone(),
-            first_seen: m.time,
-            last_seen: m.time,
-            account: m.account.clone(),
-            region: m.region.clone(),
-            identity: m.identity.clone(),
-            source_ip: m.source_ip.clone(),
-            event_name: m.event_name.clone(),
-            events: 0,
-            event_ids: Vec::new(),
-            // Matches come in time order: the first is the earliest.
-            evidence: m.raw.clone(),
-        });
-        f.events += 1;
-        f.last_seen = f.last_seen.max(m.time);
-        if let Some(id) = m.event_id {
-            f.event_ids.push(id);
-        }
         stats[m.rule].events += 1;
-    }
-    let mut out: Vec<Finding> = groups.into_values().collect();
-    for f in &mut out {
-        f.event_ids.sort();
-        f.event_ids.dedup();
-        f.event_ids.truncate(MAX_EVENT_IDS);
+        let rule_id = rule.id();
+        let raw = m.raw;
+        groups.add(
+            Hit {
+                kind: "sigma",
+                rule_id: &rule_id,
+                rule_title: &rule.rule.title,
+                level: rule.level(),
+                tags: &rule.rule.tags,
+                time: Some(m.time),
+                account: m.account.as_deref(),
+                region: m.region.as_deref(),
+                identity: m.identity.as_deref(),
+                source_ip: m.source_ip.as_deref(),
+                event_name: m.event_name.as_deref(),
+                events: 1,
+                event_ids: m.event_id.into_iter().collect(),
+            },
+            || raw,
+        );
+    })
+    .await?;
+    let out = groups.finish();
+    for f in &out {
         if let Some(s) = stats.iter_mut().find(|s| s.id == f.rule_id) {
             s.findings += 1;
         }
@@ -554,11 +687,18 @@ async fn run_analysis(
         );
     }
     let sql = a.query.bind(&params)?;
-    let batches = engine.collect(&sql).await?;
-    let mut out = Vec::new();
-    for b in &batches {
+    let mut stream = engine
+        .sql(&sql)
+        .await?
+        .execute_stream()
+        .await
+        .map_err(|e| engine.map_error(e))?;
+    let mut groups = Groups::default();
+    let tags: Vec<String> = a.query.tactic.iter().cloned().collect();
+    while let Some(b) = futures::StreamExt::next(&mut stream).await {
+        let b = b.map_err(|e| engine.map_error(e))?;
         // A time column by name, else the first timestamp column.
-        let time = first_of(b, TIME_COLUMNS).or_else(|| {
+        let time = first_of(&b, TIME_COLUMNS).or_else(|| {
             b.schema()
                 .fields()
                 .iter()
@@ -566,13 +706,14 @@ async fn run_analysis(
                 .map(|f| f.name().clone())
         });
         let times = match &time {
-            Some(c) => micros_col(b, c).unwrap_or_else(|_| vec![None; b.num_rows()]),
+            Some(c) => micros_col(&b, c).unwrap_or_else(|_| vec![None; b.num_rows()]),
             None => vec![None; b.num_rows()],
         };
-        let col_text = |names: &[&str]| -> Result<Vec<Option<String>>> {
-            match first_of(b, names) {
-                Some(c) => text_col(b, &c),
-                None => Ok(vec![None; b.num_rows()]),
+        // Each text column cast to plain strings once per batch, read by reference per row.
+        let col_text = |names: &[&str]| -> Result<Option<datafusion::arrow::array::ArrayRef>> {
+            match first_of(&b, names).and_then(|c| b.column_by_name(&c).cloned()) {
+                Some(c) => Ok(Some(cast(&c, &DataType::Utf8)?)),
+                None => Ok(None),
             }
         };
         let who = col_text(IDENTITY_COLUMNS)?;
@@ -581,21 +722,14 @@ async fn run_analysis(
         let ids = col_text(ID_COLUMNS)?;
         let regions = col_text(&["acsRegion", "region"])?;
         let names = col_text(&["eventName"])?;
-        // The whole row, as evidence and as the finding's identity.
-        let rows: Vec<Value> = {
-            let mut buf = Vec::new();
-            {
-                let mut w = datafusion::arrow::json::ArrayWriter::new(&mut buf);
-                w.write(b)?;
-                w.finish()?;
-            }
-            serde_json::from_slice::<Vec<Value>>(&buf).unwrap_or_default()
-        };
-        for row in 0..b.num_rows() {
-            let evidence = rows.get(row).map(Value::to_string).unwrap_or_default();
-            let t = times[row].map(utc).unwrap_or_default();
-            let event_ids: Vec<String> = ids[row]
-                .as_deref()
+        fn get(a: &Option<datafusion::arrow::array::ArrayRef>, row: usize) -> Option<&str> {
+            a.as_ref()
+                .map(|a| a.as_string::<i32>())
+                .filter(|a| a.is_valid(row))
+                .map(|a| a.value(row))
+        }
+        for (row, time) in times.iter().enumerate() {
+            let event_ids: Vec<String> = get(&ids, row)
                 .map(|s| {
                     s.trim_matches(['[', ']'])
                         .split(',')
@@ -605,26 +739,29 @@ async fn run_analysis(
                         .collect()
                 })
                 .unwrap_or_default();
-            out.push(Finding {
-                id: finding_id(&["analysis", &a.query.name, &evidence]),
-                rule_id: a.query.name.clone(),
-                rule_title: a.query.title.clone(),
-                rule_kind: "analysis",
-                level: a.level,
-                tags: a.query.tactic.iter().cloned().collect(),
-                first_seen: t,
-                last_seen: t,
-                account: accounts[row].clone(),
-                region: regions[row].clone(),
-                identity: who[row].clone(),
-                source_ip: ips[row].clone(),
-                event_name: names[row].clone(),
-                events: event_ids.len().max(1) as u64,
-                event_ids,
-                evidence,
-            });
+            let b = &b;
+            groups.add(
+                Hit {
+                    kind: "analysis",
+                    rule_id: &a.query.name,
+                    rule_title: &a.query.title,
+                    level: a.level,
+                    tags: &tags,
+                    time: time.map(utc),
+                    account: get(&accounts, row),
+                    region: get(&regions, row),
+                    identity: get(&who, row),
+                    source_ip: get(&ips, row),
+                    event_name: get(&names, row),
+                    events: event_ids.len().max(1) as u64,
+                    event_ids,
+                },
+                // The whole row, as evidence.
+                || row_json(b, row),
+            );
         }
     }
+    let out = groups.finish();
     let stats = RuleStats {
         id: a.query.name.clone(),
         title: a.query.title.clone(),
@@ -634,6 +771,22 @@ async fn run_analysis(
         seconds: started.elapsed().as_secs_f64(),
     };
     Ok((out, stats))
+}
+
+/// One row of a batch as a JSON object (text).
+fn row_json(b: &RecordBatch, row: usize) -> String {
+    let mut buf = Vec::new();
+    {
+        let mut w = datafusion::arrow::json::ArrayWriter::new(&mut buf);
+        if w.write(&b.slice(row, 1)).is_err() || w.finish().is_err() {
+            return String::new();
+        }
+    }
+    serde_json::from_slice::<Vec<Value>>(&buf)
+        .ok()
+        .and_then(|v| v.into_iter().next())
+        .map(|v| v.to_string())
+        .unwrap_or_default()
 }
 
 /// The stored version of each finding: (events, last seen) by id.
