@@ -441,6 +441,13 @@ fn print_ingest(
         human_bytes(summary.bytes_read),
         summary.elapsed_secs
     )?;
+    if summary.audit_logs_ingested + summary.audit_log_duplicates > 0 {
+        writeln!(
+            out,
+            "data-audit logs: {} ingested into audit_logs, {} duplicates skipped",
+            summary.audit_logs_ingested, summary.audit_log_duplicates
+        )?;
+    }
     let insight_files = summary.skipped(trail_ingest::source::SkipReason::Insight);
     let other_files = summary.skipped(trail_ingest::source::SkipReason::NotEvents);
     if summary.insight_events + summary.digest_files > 0 || insight_files + other_files > 0 {
@@ -450,7 +457,7 @@ fn print_ingest(
             summary.digest_files, summary.insight_events
         )?;
     }
-    if summary.ingested == 0 && summary.quarantined == 0 {
+    if summary.ingested + summary.audit_logs_ingested == 0 && summary.quarantined == 0 {
         writeln!(
             out,
             "nothing new: the store is unchanged (generation {})",
@@ -511,6 +518,9 @@ fn info(store: &Path, json: bool) -> Result<ExitCode> {
             .unwrap_or_else(|| "-".to_owned())
     };
     let (first, last) = (fmt_t(range.map(|r| r.0)), fmt_t(range.map(|r| r.1)));
+    let audit = store.audit_log_files()?;
+    let audit_rows: u64 = audit.iter().map(|(f, _)| f.rows).sum();
+    let audit_bytes: u64 = audit.iter().map(|(f, _)| f.bytes).sum();
     let mut out = std::io::stdout().lock();
     if json {
         let v = serde_json::json!({
@@ -522,6 +532,9 @@ fn info(store: &Path, json: bool) -> Result<ExitCode> {
             "partitions": snap.partitions().len(),
             "first_event": first,
             "last_event": last,
+            "audit_logs": audit_rows,
+            "audit_log_files": audit.len(),
+            "audit_log_bytes": audit_bytes,
         });
         serde_json::to_writer_pretty(&mut out, &v)?;
         writeln!(out)?;
@@ -542,6 +555,14 @@ fn info(store: &Path, json: bool) -> Result<ExitCode> {
     )?;
     writeln!(out, "partitions  {}", snap.partitions().len())?;
     writeln!(out, "time range  {first} .. {last}")?;
+    if !audit.is_empty() {
+        writeln!(
+            out,
+            "audit logs  {audit_rows} in {} files ({})",
+            audit.len(),
+            human_bytes(audit_bytes)
+        )?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 

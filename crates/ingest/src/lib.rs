@@ -18,9 +18,11 @@
 //! * [`records`] splits a file into records whatever its shape;
 //! * [`event`] parses a record into typed, borrowed fields (both dialects);
 //! * [`batch`] checks and normalizes events into Arrow batches;
+//! * [`audit`] recognizes data-audit logs (`DescribeAuditLogs` records) and types them;
 //! * [`pipeline`] runs it all in parallel, dedups, writes Parquet and commits;
 //! * [`compact`] merges small files.
 
+pub mod audit;
 pub mod batch;
 pub mod compact;
 pub mod error;

@@ -25,6 +25,7 @@ use trail_store::manifest::{QUARANTINE, StagedFile};
 use trail_store::order::{self, SortKey};
 use trail_store::{Store, WriteGuard};
 
+use crate::audit::{self, AuditBuilder};
 use crate::batch::{BatchBuilder, NormalizeOptions, Rejection, check};
 use crate::compact::{CompactOptions, CompactSummary, compact_partitions};
 use crate::error::{IngestError, Result};
@@ -116,6 +117,10 @@ pub struct IngestSummary {
     pub ingested: u64,
     /// Events already in the store (or repeated in the input), not stored again.
     pub duplicates: u64,
+    /// New data-audit logs stored (the `audit_logs` table).
+    pub audit_logs_ingested: u64,
+    /// Data-audit logs already in the store (or repeated in the input), not stored again.
+    pub audit_log_duplicates: u64,
     /// Bad records, kept in the quarantine file.
     pub quarantined: u64,
     /// Vendor insight events met in event files (not management events; not stored).
@@ -171,6 +176,7 @@ struct Bad {
 #[derive(Default)]
 struct Decoded {
     parts: Vec<(PartitionKey, BatchBuilder)>,
+    audit: Vec<(chrono::NaiveDate, AuditBuilder)>,
     bad: Vec<Bad>,
     records: u64,
     insight: u64,
@@ -197,6 +203,17 @@ impl Decoded {
         &mut self.parts[i].1
     }
 
+    fn audit_builder(&mut self, date: chrono::NaiveDate) -> &mut AuditBuilder {
+        let i = match self.audit.iter().position(|(d, _)| *d == date) {
+            Some(i) => i,
+            None => {
+                self.audit.push((date, AuditBuilder::default()));
+                self.audit.len() - 1
+            }
+        };
+        &mut self.audit[i].1
+    }
+
     /// Big enough to hand over. Builders hold up to twice what `bytes` counts (capacity
     /// doubling), and one `Decoded` per decoder may wait in the channel, so this bounds the
     /// memory in flight to a few tens of MiB.
@@ -205,8 +222,45 @@ impl Decoded {
     }
 }
 
-fn decode(job: Job, opts: &IngestOptions, out: &mut Decoded) {
-    let handle = |name: &Arc<str>, item: Item<'_>, out: &mut Decoded| match item {
+/// A record that is not a usable event: a data-audit log, a response page of them, or bad
+/// (`event_error` says why as an event).
+fn not_an_event(
+    name: &Arc<str>,
+    text: &str,
+    loc: Location,
+    event_error: String,
+    opts: &IngestOptions,
+    out: &mut Decoded,
+) {
+    if audit::is_response_page(text) {
+        // A page inside an array or on a line of its own: its items are the records.
+        out.records -= 1;
+        records::split_document(text.as_bytes(), loc.line, &mut |item| {
+            handle(name, item, opts, out)
+        });
+        return;
+    }
+    match audit::parse_audit_log(text) {
+        Ok(Some(log)) => {
+            let b = out.audit_builder(log.date);
+            let before = b.bytes;
+            b.append(&log, text);
+            let grown = b.bytes - before;
+            out.rows += 1;
+            out.bytes += grown;
+        }
+        Ok(None) => out.bad.push(bad(name, loc, event_error, text.as_bytes())),
+        Err(error) => out.bad.push(bad(
+            name,
+            loc,
+            format!("data-audit log: {error}"),
+            text.as_bytes(),
+        )),
+    }
+}
+
+fn handle(name: &Arc<str>, item: Item<'_>, opts: &IngestOptions, out: &mut Decoded) {
+    match item {
         Item::Digest => out.digest += 1,
         Item::Bad { text, loc, error } => out.bad.push(bad(name, loc, error, text)),
         Item::Record(text, loc) => {
@@ -225,12 +279,10 @@ fn decode(job: Job, opts: &IngestOptions, out: &mut Decoded) {
                 return;
             }
             match parse_event(text) {
-                Err(e) => out.bad.push(bad(name, loc, e.to_string(), text.as_bytes())),
+                Err(e) => not_an_event(name, text, loc, e.to_string(), opts, out),
                 Ok(event) => match check(&event, &opts.normalize) {
                     Err(Rejection::Insight) => out.insight += 1,
-                    Err(Rejection::Bad(error)) => {
-                        out.bad.push(bad(name, loc, error, text.as_bytes()))
-                    }
+                    Err(Rejection::Bad(error)) => not_an_event(name, text, loc, error, opts, out),
                     Ok(checked) => {
                         let b = out.builder(checked.region, checked.date);
                         let before = b.bytes;
@@ -242,7 +294,10 @@ fn decode(job: Job, opts: &IngestOptions, out: &mut Decoded) {
                 },
             }
         }
-    };
+    }
+}
+
+fn decode(job: Job, opts: &IngestOptions, out: &mut Decoded) {
     match job {
         Job::Whole { name, bytes } => {
             out.files_done += 1;
@@ -251,7 +306,7 @@ fn decode(job: Job, opts: &IngestOptions, out: &mut Decoded) {
             } else {
                 (bytes, None)
             };
-            records::split_file(&bytes, &mut |item| handle(&name, item, out));
+            records::split_file(&bytes, &mut |item| handle(&name, item, opts, out));
             if let Some(error) = gz_error {
                 out.bad.push(bad(
                     &name,
@@ -269,10 +324,12 @@ fn decode(job: Job, opts: &IngestOptions, out: &mut Decoded) {
             bytes,
             first_line,
         } => {
-            records::split_lines(&bytes, first_line, &mut |item| handle(&name, item, out));
+            records::split_lines(&bytes, first_line, &mut |item| {
+                handle(&name, item, opts, out)
+            });
         }
         Job::Document { name, bytes } => {
-            records::split_file(&bytes, &mut |item| handle(&name, item, out));
+            records::split_file(&bytes, &mut |item| handle(&name, item, opts, out));
         }
         Job::FileError { name, error } => {
             out.bad.push(bad(
@@ -425,6 +482,12 @@ fn stream_input(
     Ok(())
 }
 
+/// A buffer to write out when over the memory budget.
+enum Victim {
+    Events(PartitionKey),
+    AuditLogs(chrono::NaiveDate),
+}
+
 struct PartBuf {
     batches: Vec<(RecordBatch, Vec<u128>)>,
     rows: usize,
@@ -447,6 +510,11 @@ struct Writer<'g> {
     staged_by_part: HashMap<PartitionKey, Vec<PathBuf>>,
     keys: HashMap<PartitionKey, HashSet<u128>>,
     cached_keys: usize,
+    /// Data-audit logs: buffers, staged files and dedup keys per UTC date.
+    audit_parts: HashMap<chrono::NaiveDate, PartBuf>,
+    audit_staged: Vec<StagedFile>,
+    audit_staged_by_date: HashMap<chrono::NaiveDate, Vec<PathBuf>>,
+    audit_keys: HashMap<chrono::NaiveDate, HashSet<u128>>,
     quarantine: Option<(PathBuf, BufWriter<File>)>,
     summary: IngestSummary,
 }
@@ -485,11 +553,106 @@ impl Writer<'_> {
                 self.flush(&key)?;
             }
         }
+        for (date, builder) in d.audit {
+            if builder.is_empty() {
+                continue;
+            }
+            let (batch, keys) = builder.finish()?;
+            let bytes = batch.get_array_memory_size();
+            let p = self.audit_parts.entry(date).or_insert_with(|| PartBuf {
+                batches: Vec::new(),
+                rows: 0,
+                bytes: 0,
+                touched: 0,
+            });
+            p.touched = self.adds;
+            p.rows += batch.num_rows();
+            p.bytes += bytes;
+            p.batches.push((batch, keys));
+            self.buffered += bytes;
+            if p.rows >= self.opts.max_file_rows {
+                self.flush_audit(date)?;
+            }
+        }
         while self.buffered > self.opts.memory_budget {
-            let Some(victim) = self.flush_victim() else {
-                break;
-            };
-            self.flush(&victim)?;
+            match self.flush_victim() {
+                Some(Victim::Events(key)) => self.flush(&key)?,
+                Some(Victim::AuditLogs(date)) => self.flush_audit(date)?,
+                None => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// Write out one date's buffered audit logs: dedup against the store and this run, order
+    /// by `LogTime` (then key, so the order is stable), one file.
+    fn flush_audit(&mut self, date: chrono::NaiveDate) -> Result<()> {
+        let Some(p) = self.audit_parts.remove(&date) else {
+            return Ok(());
+        };
+        self.buffered = self.buffered.saturating_sub(p.bytes);
+        if !self.audit_keys.contains_key(&date) {
+            let dir = trail_store::layout::audit_log_dir(date);
+            let root = self.guard.store().root().to_path_buf();
+            let mut paths: Vec<PathBuf> = self
+                .guard
+                .manifest()
+                .audit_logs
+                .iter()
+                .filter(|f| f.path.rsplit_once('/').is_some_and(|(d, _)| d == dir))
+                .map(|f| root.join(&f.path))
+                .collect();
+            paths.extend(
+                self.audit_staged_by_date
+                    .get(&date)
+                    .into_iter()
+                    .flatten()
+                    .cloned(),
+            );
+            let mut set = HashSet::new();
+            audit::load_audit_keys(&paths, &mut set)?;
+            self.audit_keys.insert(date, set);
+        }
+        let seen = self
+            .audit_keys
+            .get_mut(&date)
+            .ok_or_else(|| IngestError::Internal("audit key cache".into()))?;
+        let mut picks: Vec<(i64, u128, usize, usize)> = Vec::with_capacity(p.rows);
+        for (b, (batch, keys)) in p.batches.iter().enumerate() {
+            let times = arrow::array::AsArray::as_primitive::<
+                arrow::datatypes::TimestampMicrosecondType,
+            >(batch.column(0));
+            for (r, k) in keys.iter().enumerate() {
+                if seen.insert(*k) {
+                    picks.push((times.value(r), *k, b, r));
+                } else {
+                    self.summary.audit_log_duplicates += 1;
+                }
+            }
+        }
+        if picks.is_empty() {
+            return Ok(());
+        }
+        picks.sort_unstable();
+        let batches: Vec<&RecordBatch> = p.batches.iter().map(|(b, _)| b).collect();
+        let mut sorted = Vec::new();
+        for chunk in picks.chunks(8 * 1024) {
+            let idx: Vec<(usize, usize)> = chunk.iter().map(|&(_, _, b, r)| (b, r)).collect();
+            sorted.push(
+                arrow::compute::interleave_record_batch(&batches, &idx)
+                    .map_err(|e| IngestError::arrow("assembling audit logs", e))?,
+            );
+        }
+        drop(batches);
+        drop(p);
+        let (staged, rel) = self.guard.new_audit_log_file(date);
+        if let Some(file) = audit::write_audit_file(&staged, rel, date, &sorted)? {
+            self.summary.audit_logs_ingested += file.entry.rows;
+            self.audit_staged_by_date
+                .entry(date)
+                .or_default()
+                .push(staged);
+            self.audit_staged.push(file);
         }
         Ok(())
     }
@@ -498,12 +661,22 @@ impl Writer<'_> {
     /// Flushing only the largest wrote a big partition in many pieces while dozens of
     /// complete small ones sat in the budget (a 1M-event delivery tree: 797 files in 480
     /// partitions; idle first: one file per partition).
-    fn flush_victim(&self) -> Option<PartitionKey> {
+    fn flush_victim(&self) -> Option<Victim> {
         let idle = |p: &PartBuf| p.touched + self.idle_after <= self.adds;
-        self.parts
+        let events = self
+            .parts
             .iter()
             .max_by_key(|(_, p)| (idle(p), p.bytes))
-            .map(|(k, _)| k.clone())
+            .map(|(k, p)| ((idle(p), p.bytes), Victim::Events(k.clone())));
+        let audit = self
+            .audit_parts
+            .iter()
+            .max_by_key(|(_, p)| (idle(p), p.bytes))
+            .map(|(d, p)| ((idle(p), p.bytes), Victim::AuditLogs(*d)));
+        match (events, audit) {
+            (Some(e), Some(a)) => Some(if a.0 > e.0 { a.1 } else { e.1 }),
+            (e, a) => e.or(a).map(|(_, v)| v),
+        }
     }
 
     fn quarantine(&mut self, b: Bad) -> Result<()> {
@@ -668,6 +841,10 @@ pub fn ingest(
         staged_by_part: HashMap::new(),
         keys: HashMap::new(),
         cached_keys: 0,
+        audit_parts: HashMap::new(),
+        audit_staged: Vec::new(),
+        audit_staged_by_date: HashMap::new(),
+        audit_keys: HashMap::new(),
         quarantine: None,
         summary: IngestSummary {
             store: root.display().to_string(),
@@ -732,6 +909,10 @@ pub fn ingest(
     for key in keys {
         writer.flush(&key)?;
     }
+    let dates: Vec<chrono::NaiveDate> = writer.audit_parts.keys().copied().collect();
+    for date in dates {
+        writer.flush_audit(date)?;
+    }
     let mut extra = Vec::new();
     if let Some((path, w)) = writer.quarantine.take() {
         let f = w
@@ -747,14 +928,17 @@ pub fn ingest(
         extra.push((path, name));
     }
     let staged = std::mem::take(&mut writer.staged);
+    let audit_staged = std::mem::take(&mut writer.audit_staged);
     let mut summary = std::mem::take(&mut writer.summary);
-    summary.files_written = staged.len() as u64;
+    summary.files_written = (staged.len() + audit_staged.len()) as u64;
     let touched: HashSet<String> = staged
         .iter()
         .filter_map(|f| f.entry.path.rsplit_once('/').map(|(d, _)| d.to_owned()))
         .collect();
-    summary.partitions_written = touched.len() as u64;
-    summary.generation = guard.commit(staged, &[], extra)?;
+    let audit_dates: HashSet<chrono::NaiveDate> =
+        audit_staged.iter().map(|f| f.entry.date).collect();
+    summary.partitions_written = (touched.len() + audit_dates.len()) as u64;
+    summary.generation = guard.commit_all(staged, audit_staged, &[], extra)?;
     if let Some(copts) = &opts.compact {
         let c = compact_partitions(&mut guard, copts, Some(&touched))?;
         if c.files_removed > 0 {

@@ -1,7 +1,8 @@
 //! Splitting a file's bytes into records, whatever shape it was delivered in.
 //!
 //! * one event per line (NDJSON): every line stands alone, so a bad line costs only itself;
-//! * one JSON document: a single event, an array of events, or `{"Records": [...]}`. Elements
+//! * one JSON document: a single event, an array of events, `{"Records": [...]}`, or a saved
+//!   `DescribeAuditLogs` response page (`{"Items": [...], "TotalCount": ...}`). Elements
 //!   are read one at a time, so a document truncated or corrupted in the middle still yields
 //!   every record before the damage;
 //! * CloudTrail digest files (`digestStartTime`, `logFiles`) are recognized and skipped.
@@ -115,6 +116,9 @@ pub fn split_lines<'a>(buf: &'a [u8], first_line: u64, emit: &mut dyn FnMut(Item
 struct Top<'a> {
     #[serde(rename = "Records", alias = "records", borrow)]
     records: Option<&'a RawValue>,
+    /// The records of a `DescribeAuditLogs` response page.
+    #[serde(rename = "Items", alias = "items", borrow)]
+    items: Option<&'a RawValue>,
     #[serde(rename = "digestStartTime")]
     digest_start: Option<IgnoredAny>,
     #[serde(rename = "logFiles")]
@@ -157,7 +161,12 @@ pub fn split_document<'a>(doc: &'a [u8], first_line: u64, emit: &mut dyn FnMut(I
         }
         Some(b'{') => match serde_json::from_slice::<Top<'a>>(doc) {
             Ok(top) => {
-                if let Some(records) = top.records {
+                let listed = match (top.records, top.items) {
+                    (Some(r), _) => Some(("Records", r)),
+                    (None, Some(i)) => Some(("Items", i)),
+                    (None, None) => None,
+                };
+                if let Some((key, records)) = listed {
                     if records.get().starts_with('[') {
                         let offset = records.get().as_ptr() as usize - doc.as_ptr() as usize;
                         split_array(doc, offset, first_line, emit);
@@ -166,7 +175,7 @@ pub fn split_document<'a>(doc: &'a [u8], first_line: u64, emit: &mut dyn FnMut(I
                             text: doc,
                             loc,
                             error: format!(
-                                "`Records` is {}, not an array of events",
+                                "`{key}` is {}, not an array of records",
                                 describe(records.get())
                             ),
                         });
@@ -311,7 +320,10 @@ fn salvage_object<'a>(
             break;
         }
         pos = skip_ws(doc, pos + 1);
-        let is_records = matches!(key.get(), "\"Records\"" | "\"records\"");
+        let is_records = matches!(
+            key.get(),
+            "\"Records\"" | "\"records\"" | "\"Items\"" | "\"items\""
+        );
         if is_records && doc.get(pos) == Some(&b'[') {
             if let Some(end) = split_array(doc, pos, first_line, emit) {
                 // The records are whole, but the document around them is not.
@@ -395,6 +407,12 @@ mod tests {
         assert_eq!(b.len(), 1);
         assert_eq!(b[0].0.index, Some(2));
         let (g, b, _) = run(b"{\"Records\":[{\"a\":1}");
+        assert_eq!((g.len(), b.len()), (1, 1));
+        let (g, b, _) = run(
+            b"{\"RequestId\":\"r\",\"Items\":[{\"LogTime\":1},{\"LogTime\":2}],\"TotalCount\":2}",
+        );
+        assert_eq!((g.len(), b.len()), (2, 0));
+        let (g, b, _) = run(b"{\"Items\":[{\"LogTime\":1},{\"Log");
         assert_eq!((g.len(), b.len()), (1, 1));
         let (g, b, _) = run(b"{\"Records\":\"nope\"}");
         assert_eq!(g.len(), 0);

@@ -81,6 +81,8 @@ pub type Result<T, E = QueryError> = std::result::Result<T, E>;
 
 /// Name of the events table.
 pub const EVENTS_TABLE: &str = "events";
+/// Name of the data-audit logs table.
+pub const AUDIT_LOGS_TABLE: &str = "audit_logs";
 /// Name of the insights table.
 pub const INSIGHTS_TABLE: &str = "insights";
 /// Directory of insight files inside a store.
@@ -283,6 +285,7 @@ impl Engine {
             )?)
         };
         ctx.register_table(INSIGHTS_TABLE, insights)?;
+        ctx.register_table(AUDIT_LOGS_TABLE, audit_logs_table(&store, &parquet)?)?;
         let findings_dir = store.root().join(findings::FINDINGS_DIR);
         let runs: Arc<dyn datafusion::catalog::TableProvider> = if findings_dir.is_dir() {
             Arc::new(flat_listing_table(
@@ -486,6 +489,42 @@ fn parquet_options(ctx: &SessionContext) -> TableParquetOptions {
 }
 
 /// A listing table of the Parquet files directly in `dir` (no partitions).
+/// `audit_logs`: the committed audit-log files, partitioned by `logDate`. Files reach
+/// `audit_logs/` only by the commit's rename, so a listing sees whole commits (a commit that a
+/// crash interrupted shows once the next writer finishes it).
+fn audit_logs_table(
+    store: &Store,
+    parquet: &TableParquetOptions,
+) -> Result<Arc<dyn datafusion::catalog::TableProvider>> {
+    let dir = store.root().join(layout::AUDIT_LOGS_DIR);
+    let table_schema = schema::audit_log_schema();
+    if !dir.is_dir() {
+        let mut fields: Vec<Field> = view_schema(&table_schema)
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        fields.push(Field::new(schema::AUDIT_PART_DATE, DataType::Date32, true));
+        return Ok(Arc::new(MemTable::try_new(
+            Arc::new(Schema::new(fields)),
+            vec![vec![]],
+        )?));
+    }
+    let dir = dir
+        .canonicalize()
+        .map_err(|e| trail_store::StoreError::io(&dir, e))?;
+    let url = ListingTableUrl::parse(format!("{}/", dir.display()))?;
+    let options = ListingOptions::new(Arc::new(
+        ParquetFormat::default().with_options(parquet.clone()),
+    ))
+    .with_file_extension(".parquet")
+    .with_table_partition_cols(vec![(schema::AUDIT_PART_DATE.to_owned(), DataType::Date32)]);
+    let config = ListingTableConfig::new(url)
+        .with_listing_options(options)
+        .with_schema(view_schema(&table_schema));
+    Ok(Arc::new(ListingTable::try_new(config)?))
+}
+
 fn flat_listing_table(
     dir: &Path,
     table_schema: &Schema,

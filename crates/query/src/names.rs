@@ -5,6 +5,11 @@
 //! name) that matches a known column or nested field case-insensitively is replaced by its
 //! stored spelling, quoted. `eventname`, `EVENTNAME` and `eventName` therefore all name the same
 //! column; quoted identifiers are left exactly as written.
+//!
+//! `audit_logs` spells its fields as the `DescribeAuditLogs` API does (`UserName`, `ClientIp`),
+//! and a few of them equal an event field but for case (`UserName`, `userName`). An exact
+//! spelling always names itself; a name in another case takes the `audit_logs` spelling when
+//! the statement reads `audit_logs` and not `events`, the event spelling otherwise.
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
@@ -35,16 +40,58 @@ static NAMES: LazyLock<HashMap<String, String>> = LazyLock::new(|| {
     map
 });
 
-/// The stored spelling of a field name, if `name` is one in any case.
+/// The `audit_logs` spellings, by lower-case name.
+static AUDIT_NAMES: LazyLock<HashMap<String, String>> = LazyLock::new(|| {
+    let mut map: HashMap<String, String> = trail_store::schema::audit_log_schema()
+        .fields()
+        .iter()
+        .map(|f| (f.name().to_ascii_lowercase(), f.name().clone()))
+        .collect();
+    map.insert(
+        "logdate".into(),
+        trail_store::schema::AUDIT_PART_DATE.into(),
+    );
+    map
+});
+
+/// The stored spelling of a field name, if `name` is one in any case (event spellings first).
 pub fn canonical(name: &str) -> Option<&'static str> {
-    NAMES.get(&name.to_ascii_lowercase()).map(String::as_str)
+    resolve(name, false)
 }
 
-fn fix(ident: &mut Ident) {
+fn resolve(name: &str, prefer_audit: bool) -> Option<&'static str> {
+    let lower = name.to_ascii_lowercase();
+    let general = NAMES.get(&lower).map(String::as_str);
+    let audit = AUDIT_NAMES.get(&lower).map(String::as_str);
+    if let Some(exact) = general.into_iter().chain(audit).find(|c| *c == name) {
+        return Some(exact);
+    }
+    if prefer_audit {
+        audit.or(general)
+    } else {
+        general.or(audit)
+    }
+}
+
+/// Does the statement read `audit_logs` and not `events`?
+fn prefers_audit(statement: &datafusion::sql::sqlparser::ast::Statement) -> bool {
+    use datafusion::sql::sqlparser::ast::visit_relations;
+    let (mut audit, mut events) = (false, false);
+    let _ = visit_relations(statement, |name| {
+        if let Some(last) = name.0.last().and_then(|p| p.as_ident()) {
+            audit |= last.value.eq_ignore_ascii_case("audit_logs");
+            events |= last.value.eq_ignore_ascii_case(crate::EVENTS_TABLE);
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    audit && !events
+}
+
+fn fix(ident: &mut Ident, prefer_audit: bool) {
     if ident.quote_style.is_some() {
         return;
     }
-    if let Some(c) = canonical(&ident.value) {
+    if let Some(c) = resolve(&ident.value, prefer_audit) {
         // Lower-case names need no quoting; quoting keeps the others from being folded.
         if c != c.to_ascii_lowercase() {
             ident.value = c.to_owned();
@@ -57,25 +104,27 @@ fn fix(ident: &mut Ident) {
 
 /// Output aliases that spell a field name (`count(*) AS errorCode`) take the stored spelling
 /// too, so `ORDER BY errorCode` still names the alias.
-struct Aliases;
+struct Aliases {
+    prefer_audit: bool,
+}
 
 impl VisitorMut for Aliases {
     type Break = ();
 
     fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
-        fn body(b: &mut SetExpr) {
+        fn body(b: &mut SetExpr, prefer_audit: bool) {
             match b {
                 SetExpr::Select(select) => {
                     for item in &mut select.projection {
                         match item {
-                            SelectItem::ExprWithAlias { alias, .. } => fix(alias),
+                            SelectItem::ExprWithAlias { alias, .. } => fix(alias, prefer_audit),
                             // `userIdentity.userName` is shown as `userName`, not
                             // `events.userIdentity[userName]`.
                             SelectItem::UnnamedExpr(Expr::CompoundIdentifier(parts))
                                 if is_nested_field(parts) =>
                             {
                                 let mut alias = parts[parts.len() - 1].clone();
-                                fix(&mut alias);
+                                fix(&mut alias, prefer_audit);
                                 if alias.quote_style.is_none() {
                                     alias.quote_style = Some('"');
                                 }
@@ -87,13 +136,13 @@ impl VisitorMut for Aliases {
                     }
                 }
                 SetExpr::SetOperation { left, right, .. } => {
-                    body(left);
-                    body(right);
+                    body(left, prefer_audit);
+                    body(right, prefer_audit);
                 }
                 _ => {}
             }
         }
-        body(&mut query.body);
+        body(&mut query.body, self.prefer_audit);
         ControlFlow::Continue(())
     }
 }
@@ -115,11 +164,14 @@ fn is_nested_field(parts: &[Ident]) -> bool {
 pub fn rewrite_statement(statement: &mut Statement) {
     match statement {
         Statement::Statement(s) => {
-            let _ = s.as_mut().visit(&mut Aliases);
+            let prefer_audit = prefers_audit(s.as_ref());
+            let _ = s.as_mut().visit(&mut Aliases { prefer_audit });
             let _ = visit_expressions_mut(s.as_mut(), |e: &mut Expr| {
                 match e {
-                    Expr::Identifier(ident) => fix(ident),
-                    Expr::CompoundIdentifier(parts) => parts.iter_mut().for_each(fix),
+                    Expr::Identifier(ident) => fix(ident, prefer_audit),
+                    Expr::CompoundIdentifier(parts) => {
+                        parts.iter_mut().for_each(|p| fix(p, prefer_audit))
+                    }
                     _ => {}
                 }
                 ControlFlow::<()>::Continue(())
@@ -153,6 +205,22 @@ mod tests {
         assert_eq!(
             rewrite("SELECT count(*) FROM events e WHERE e.sourceipaddress = 'x' GROUP BY REGION"),
             r#"SELECT count(*) FROM events e WHERE e."sourceIpAddress" = 'x' GROUP BY region"#
+        );
+    }
+
+    #[test]
+    fn audit_log_fields_in_any_case() {
+        assert_eq!(
+            rewrite("SELECT username, clientip, logdate FROM audit_logs WHERE effectrow > 1"),
+            r#"SELECT "UserName", "ClientIp", "logDate" FROM audit_logs WHERE "EffectRow" > 1"#
+        );
+        // Beside events, an exact spelling names itself and another case the event field.
+        assert_eq!(
+            rewrite(
+                "SELECT a.UserName, e.userIdentity.username FROM audit_logs a JOIN events e \
+                 ON a.clientip = e.sourceipaddress"
+            ),
+            r#"SELECT a."UserName", e."userIdentity"."userName" AS "userName" FROM audit_logs a JOIN events e ON a."ClientIp" = e."sourceIpAddress""#
         );
     }
 

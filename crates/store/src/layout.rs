@@ -16,6 +16,19 @@ use crate::schema::{PART_DATE, PART_REGION};
 
 /// Top-level directory of event files inside a store.
 pub const EVENTS_DIR: &str = "events";
+/// Top-level directory of data-audit log files inside a store.
+pub const AUDIT_LOGS_DIR: &str = "audit_logs";
+
+/// The partition directory of the audit logs of one UTC date (`audit_logs/logDate=<date>`),
+/// relative to the store root. Only a date chooses it: no record text reaches the path.
+pub fn audit_log_dir(date: NaiveDate) -> String {
+    format!(
+        "{AUDIT_LOGS_DIR}/{}={}",
+        crate::schema::AUDIT_PART_DATE,
+        date.format("%Y-%m-%d")
+    )
+}
+
 /// Directory name value for a missing region (Hive's convention, read as NULL by Spark).
 pub const DEFAULT_PARTITION: &str = "__HIVE_DEFAULT_PARTITION__";
 /// Longest region accepted, in bytes (regions are short names such as `cn-hangzhou`).

@@ -5,6 +5,7 @@
 //! ```text
 //! <store>/
 //!   events/region=<region>/eventDate=<YYYY-MM-DD>/part-g<generation>-<seq>.parquet
+//!   audit_logs/logDate=<YYYY-MM-DD>/part-g<generation>-<seq>.parquet   data-audit logs
 //!   _trail/manifest.json      the committed file list (the single source of truth)
 //!   _trail/LOCK               held by the one writer (ingest, compact) at a time
 //!   _trail/staging/           files being written; never read by anyone

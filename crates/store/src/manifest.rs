@@ -32,6 +32,10 @@ pub const QUARANTINE: &str = "quarantine";
 /// Parquet reader instead of decoding each footer's), so a change to the event schema is a new
 /// format.
 const FORMAT: &str = "trail-store/1";
+/// The format of a store that also holds data-audit logs (the `audit_logs` list). A store
+/// says so only once it holds some, so every older store stays `trail-store/1`; a trail that
+/// knows only format 1 refuses such a manifest instead of rewriting it without the list.
+const FORMAT_AUDIT: &str = "trail-store/2";
 
 /// One committed event file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,6 +100,10 @@ pub struct Manifest {
     /// Incremented by every commit.
     pub generation: u64,
     pub files: Vec<FileEntry>,
+    /// Committed data-audit log files (`audit_logs/logDate=<date>/`; `region` is always
+    /// empty, `date` is the UTC date of their `LogTime`, the times are `LogTime`'s).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub audit_logs: Vec<FileEntry>,
     #[serde(default, skip_serializing_if = "Pending::is_empty")]
     pub pending: Pending,
 }
@@ -106,6 +114,7 @@ impl Manifest {
             format: FORMAT.to_owned(),
             generation: 0,
             files: Vec::new(),
+            audit_logs: Vec::new(),
             pending: Pending::default(),
         }
     }
@@ -185,10 +194,14 @@ impl Store {
             path: p.clone(),
             reason: e.to_string(),
         })?;
-        if m.format != FORMAT {
+        if m.format != FORMAT && m.format != FORMAT_AUDIT {
             return Err(StoreError::BadManifest {
                 path: p,
-                reason: format!("format `{}` is not `{FORMAT}`", m.format),
+                reason: format!(
+                    "format `{}` is neither `{FORMAT}` nor `{FORMAT_AUDIT}` (written by a newer \
+                     trail?)",
+                    m.format
+                ),
             });
         }
         Ok(m)
@@ -197,14 +210,29 @@ impl Store {
     /// The committed files, each with the path it can be read from right now.
     pub fn snapshot(&self) -> Result<Snapshot> {
         let manifest = self.manifest()?;
+        Ok(Snapshot {
+            root: self.root.clone(),
+            generation: manifest.generation,
+            files: self.resolve(&manifest, &manifest.files),
+        })
+    }
+
+    /// The committed data-audit log files, each with the path it can be read from right now.
+    pub fn audit_log_files(&self) -> Result<Vec<(FileEntry, PathBuf)>> {
+        let manifest = self.manifest()?;
+        Ok(self.resolve(&manifest, &manifest.audit_logs))
+    }
+
+    /// Where each entry can be read: its final path, or staging while a commit is finishing.
+    fn resolve(&self, manifest: &Manifest, entries: &[FileEntry]) -> Vec<(FileEntry, PathBuf)> {
         let staged: BTreeMap<&str, &str> = manifest
             .pending
             .renames
             .iter()
             .map(|(from, to)| (to.as_str(), from.as_str()))
             .collect();
-        let mut files = Vec::with_capacity(manifest.files.len());
-        for entry in &manifest.files {
+        let mut files = Vec::with_capacity(entries.len());
+        for entry in entries {
             let mut path = self.root.join(&entry.path);
             if let Some(from) = staged.get(entry.path.as_str()) {
                 let staged_path = self.root.join(from);
@@ -214,11 +242,7 @@ impl Store {
             }
             files.push((entry.clone(), path));
         }
-        Ok(Snapshot {
-            root: self.root.clone(),
-            generation: manifest.generation,
-            files,
-        })
+        files
     }
 
     /// Take the writer lock. When another process holds it, `wait` decides between waiting
@@ -442,6 +466,21 @@ impl WriteGuard {
         (staged, format!("{}/{name}", key.dir()))
     }
 
+    /// A fresh path in staging and the final relative path for a new audit-log file of `date`.
+    pub fn new_audit_log_file(&mut self, date: chrono::NaiveDate) -> (PathBuf, String) {
+        self.next_seq += 1;
+        let name = format!(
+            "part-g{:08}-{:06}.parquet",
+            self.manifest.generation + 1,
+            self.next_seq
+        );
+        let staged = self.store.staging_dir().join(&name);
+        (
+            staged,
+            format!("{}/{name}", crate::layout::audit_log_dir(date)),
+        )
+    }
+
     /// A fresh staging path for a file that is not an event file (a quarantine file).
     pub fn new_staging_path(&mut self, name: &str) -> PathBuf {
         self.next_seq += 1;
@@ -464,13 +503,26 @@ impl WriteGuard {
         removed: &[String],
         extra: Vec<(PathBuf, String)>,
     ) -> Result<u64> {
-        if added.is_empty() && removed.is_empty() && extra.is_empty() {
+        self.commit_all(added, Vec::new(), removed, extra)
+    }
+
+    /// [`WriteGuard::commit`] that also adds data-audit log files (`audit`), in the same
+    /// atomic step: a run that read both kinds commits both or neither.
+    pub fn commit_all(
+        &mut self,
+        added: Vec<StagedFile>,
+        audit: Vec<StagedFile>,
+        removed: &[String],
+        extra: Vec<(PathBuf, String)>,
+    ) -> Result<u64> {
+        if added.is_empty() && audit.is_empty() && removed.is_empty() && extra.is_empty() {
             return Ok(self.manifest.generation);
         }
         sync_dir(&self.store.staging_dir())?;
         let mut next = self.manifest.clone();
         next.generation += 1;
         next.files.retain(|f| !removed.contains(&f.path));
+        next.audit_logs.retain(|f| !removed.contains(&f.path));
         let rel = |p: &Path| -> String {
             p.strip_prefix(&self.store.root)
                 .unwrap_or(p)
@@ -485,11 +537,26 @@ impl WriteGuard {
             entry.generation = next.generation;
             next.files.push(entry);
         }
+        for staged in audit {
+            next.pending
+                .renames
+                .push((rel(&staged.staged), staged.entry.path.clone()));
+            let mut entry = staged.entry;
+            entry.generation = next.generation;
+            next.audit_logs.push(entry);
+        }
         for (from, to) in extra {
             next.pending.renames.push((rel(&from), to));
         }
         next.pending.deletes = removed.to_vec();
         next.files.sort_by(|a, b| a.path.cmp(&b.path));
+        next.audit_logs.sort_by(|a, b| a.path.cmp(&b.path));
+        next.format = if next.audit_logs.is_empty() {
+            FORMAT
+        } else {
+            FORMAT_AUDIT
+        }
+        .to_owned();
         // The commit point.
         write_atomic(&self.store.meta().join(MANIFEST), &manifest_bytes(&next)?)?;
         self.manifest = next;
@@ -562,5 +629,51 @@ mod tests {
         assert!(g.manifest().pending.is_empty());
         assert!(dir.path().join(&rel2).is_file());
         assert_eq!(store.snapshot().unwrap().total_rows(), 2);
+    }
+
+    #[test]
+    fn audit_logs_commit_beside_events_and_mark_the_format() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::create(dir.path()).unwrap();
+        let mut g = store.lock(false, |_| {}).unwrap();
+        let date: chrono::NaiveDate = "2025-07-07".parse().unwrap();
+        let (staged, rel) = g.new_audit_log_file(date);
+        assert_eq!(
+            rel.rsplit_once('/').unwrap().0,
+            "audit_logs/logDate=2025-07-07"
+        );
+        fs::write(&staged, b"a").unwrap();
+        let entry = FileEntry {
+            path: rel.clone(),
+            region: None,
+            date,
+            rows: 3,
+            bytes: 1,
+            min_time_us: 0,
+            max_time_us: 0,
+            generation: 0,
+        };
+        g.commit_all(vec![], vec![StagedFile { staged, entry }], &[], vec![])
+            .unwrap();
+        assert!(dir.path().join(&rel).is_file());
+        let m = store.manifest().unwrap();
+        assert_eq!(m.format, FORMAT_AUDIT);
+        assert!(m.files.is_empty());
+        assert_eq!(m.audit_logs.len(), 1);
+        assert_eq!(store.snapshot().unwrap().total_rows(), 0);
+        let files = store.audit_log_files().unwrap();
+        assert_eq!(files.len(), 1);
+        assert_eq!(files[0].0.rows, 3);
+        // An event-only store keeps format 1 (older trails still read it).
+        let other = tempfile::tempdir().unwrap();
+        Store::create(other.path()).unwrap();
+        assert_eq!(
+            Store::open(other.path())
+                .unwrap()
+                .manifest()
+                .unwrap()
+                .format,
+            FORMAT
+        );
     }
 }

@@ -86,6 +86,47 @@ pub fn writer_properties(rows: usize) -> WriterProperties {
     b.build()
 }
 
+/// Columns of `audit_logs` with bloom filters: the point lookups of the `DescribeAuditLogs`
+/// filters (one user, one client address, one instance).
+pub const AUDIT_BLOOM_COLUMNS: [&str; 3] = ["UserName", "ClientIp", "InstanceName"];
+
+/// Writer properties for a file of `rows` data-audit logs: rows in `LogTime` order (declared),
+/// zstd for the statement text and the raw record, LZ4 for the rest, delta-encoded times,
+/// bloom filters on [`AUDIT_BLOOM_COLUMNS`].
+pub fn audit_log_writer_properties(rows: usize) -> WriterProperties {
+    let ndv = rows.clamp(1, MAX_ROW_GROUP_ROWS) as u64;
+    let zstd = Compression::ZSTD(ZstdLevel::try_new(ZSTD_LEVEL).unwrap_or_default());
+    let mut b = WriterProperties::builder()
+        .set_writer_version(WriterVersion::PARQUET_1_0)
+        .set_compression(Compression::LZ4_RAW)
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_data_page_row_count_limit(PAGE_ROWS)
+        .set_max_row_group_row_count(Some(MAX_ROW_GROUP_ROWS))
+        .set_sorting_columns(Some(vec![parquet::file::metadata::SortingColumn {
+            column_idx: 0,
+            descending: false,
+            nulls_first: false,
+        }]))
+        .set_created_by(format!("trail {}", env!("CARGO_PKG_VERSION")));
+    for col in [schema::AUDIT_LOG_TIME, "CreationTime"] {
+        b = b
+            .set_column_dictionary_enabled(path(col), false)
+            .set_column_encoding(path(col), Encoding::DELTA_BINARY_PACKED);
+    }
+    for col in ["SqlText", "DataSet", "Message", schema::RAW] {
+        b = b
+            .set_column_compression(path(col), zstd)
+            .set_column_dictionary_enabled(path(col), false);
+    }
+    for col in AUDIT_BLOOM_COLUMNS {
+        b = b
+            .set_column_bloom_filter_enabled(path(col), true)
+            .set_column_bloom_filter_max_ndv(path(col), ndv)
+            .set_column_bloom_filter_fpp(path(col), BLOOM_FPP);
+    }
+    b.build()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

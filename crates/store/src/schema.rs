@@ -184,6 +184,97 @@ pub fn column_index(name: &str) -> Option<usize> {
     EVENT_SCHEMA.index_of(name).ok()
 }
 
+/// How an audit-log field is typed in the `audit_logs` table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditType {
+    /// A UNIX time in milliseconds in the record, a UTC timestamp (microseconds) in the table.
+    Time,
+    Int,
+    Bool,
+    Text,
+}
+
+/// Partition column of `audit_logs`: the UTC date of `LogTime`.
+pub const AUDIT_PART_DATE: &str = "logDate";
+/// The time an audit log is partitioned and ordered by.
+pub const AUDIT_LOG_TIME: &str = "LogTime";
+
+/// The fields of a data-audit log (a `DescribeAuditLogs` item), as the API spells them, in
+/// table order, with their types. `raw` (the record as delivered) follows them.
+pub const AUDIT_COLUMNS: [(&str, AuditType); 36] = [
+    (AUDIT_LOG_TIME, AuditType::Time),
+    ("CreationTime", AuditType::Time),
+    ("UserName", AuditType::Text),
+    ("UserId", AuditType::Text),
+    ("ClientIp", AuditType::Text),
+    ("ClientPort", AuditType::Text),
+    ("ClientUa", AuditType::Text),
+    ("IpType", AuditType::Text),
+    ("InstanceName", AuditType::Text),
+    ("InstanceDescription", AuditType::Text),
+    ("DatabaseName", AuditType::Text),
+    ("TableName", AuditType::Text),
+    ("ColumnName", AuditType::Text),
+    ("PackageName", AuditType::Text),
+    ("OssObjectKey", AuditType::Text),
+    ("DbType", AuditType::Text),
+    ("ProductCode", AuditType::Text),
+    ("ProductId", AuditType::Int),
+    ("OperateType", AuditType::Text),
+    ("SqlText", AuditType::Text),
+    ("EffectRow", AuditType::Int),
+    ("ExecuteTime", AuditType::Int),
+    ("ExecuteStatus", AuditType::Int),
+    ("Message", AuditType::Text),
+    ("DataSet", AuditType::Text),
+    ("RuleId", AuditType::Text),
+    ("RuleName", AuditType::Text),
+    ("RuleCategory", AuditType::Text),
+    ("WarnLevel", AuditType::Text),
+    ("WarnLevelName", AuditType::Text),
+    ("ModelName", AuditType::Text),
+    ("LogSource", AuditType::Text),
+    ("InWhiteList", AuditType::Bool),
+    ("MemberAccount", AuditType::Text),
+    ("InstanceAuditStatus", AuditType::Text),
+    ("RamConsoleLink", AuditType::Text),
+];
+
+/// Fields that say how a console shows an alert today rather than what happened: the risk
+/// level's name (in the language the logs were requested in), whether the address is
+/// whitelisted now, the instance's description and audit status, a console link. They are
+/// left out of an audit log's identity, so the same alert fetched again later, in another
+/// language or after a whitelist change, is still the same alert.
+pub const AUDIT_PRESENTATION_COLUMNS: [&str; 5] = [
+    "WarnLevelName",
+    "InWhiteList",
+    "InstanceDescription",
+    "InstanceAuditStatus",
+    "RamConsoleLink",
+];
+
+static AUDIT_LOG_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let mut fields: Vec<Field> = AUDIT_COLUMNS
+        .iter()
+        .map(|&(name, t)| {
+            let (data_type, nullable) = match t {
+                AuditType::Time => (event_time_type(), name != AUDIT_LOG_TIME),
+                AuditType::Int => (DataType::Int64, true),
+                AuditType::Bool => (DataType::Boolean, true),
+                AuditType::Text => (DataType::Utf8, true),
+            };
+            Field::new(name, data_type, nullable)
+        })
+        .collect();
+    fields.push(Field::new(RAW, DataType::Utf8, false));
+    Arc::new(Schema::new(fields))
+});
+
+/// The schema of the audit-log files (without `logDate`, which lives in the path).
+pub fn audit_log_schema() -> SchemaRef {
+    AUDIT_LOG_SCHEMA.clone()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,5 +313,28 @@ mod tests {
         let mut leaves = Vec::new();
         walk("", event_schema().fields(), &mut leaves);
         insta::assert_snapshot!(leaves.join("\n"));
+    }
+
+    #[test]
+    fn audit_log_schema_types_what_the_api_documents() {
+        let s = audit_log_schema();
+        assert_eq!(s.fields().len(), 37);
+        assert_eq!(s.field(0).name(), AUDIT_LOG_TIME);
+        assert!(!s.field(0).is_nullable());
+        assert_eq!(
+            s.field_with_name("CreationTime").unwrap().data_type(),
+            &event_time_type()
+        );
+        for n in ["ExecuteTime", "EffectRow", "ExecuteStatus", "ProductId"] {
+            assert_eq!(s.field_with_name(n).unwrap().data_type(), &DataType::Int64);
+        }
+        assert_eq!(
+            s.field_with_name("InWhiteList").unwrap().data_type(),
+            &DataType::Boolean
+        );
+        assert_eq!(s.field_with_name(RAW).unwrap().data_type(), &DataType::Utf8);
+        for p in AUDIT_PRESENTATION_COLUMNS {
+            assert!(s.field_with_name(p).is_ok(), "{p}");
+        }
     }
 }
