@@ -219,8 +219,8 @@ fn the_real_asn_table_on_public_cloudtrail_events() {
         );
     }
     eprintln!(
-        "(IP-to-ASN data: RouteViews and DB-IP, CC BY 4.0, via ip-location-db; \
-         see ../shared/data/asn)"
+        "(IP-to-ASN data: routeviews.org, db-ip.com (IP to ASN Lite) and nro.net, \
+         CC BY 4.0, merged by ip-location-db; see ../shared/data/asn)"
     );
     assert_eq!(
         resolved,
