@@ -488,12 +488,25 @@ enum Victim {
     AuditLogs(chrono::NaiveDate),
 }
 
+#[derive(Default)]
 struct PartBuf {
     batches: Vec<(RecordBatch, Vec<u128>)>,
     rows: usize,
     bytes: usize,
     /// The writer's `adds` when rows last came in.
     touched: u64,
+}
+
+impl PartBuf {
+    /// Buffer a batch and its dedup keys (chunk `adds` of the run); returns its bytes.
+    fn push(&mut self, (batch, keys): (RecordBatch, Vec<u128>), adds: u64) -> usize {
+        let bytes = batch.get_array_memory_size();
+        self.touched = adds;
+        self.rows += batch.num_rows();
+        self.bytes += bytes;
+        self.batches.push((batch, keys));
+        bytes
+    }
 }
 
 /// The writer side: partition buffers, dedup, files, quarantine.
@@ -536,19 +549,8 @@ impl Writer<'_> {
             if builder.is_empty() {
                 continue;
             }
-            let (batch, keys) = builder.finish();
-            let bytes = batch.get_array_memory_size();
-            let p = self.parts.entry(key.clone()).or_insert_with(|| PartBuf {
-                batches: Vec::new(),
-                rows: 0,
-                bytes: 0,
-                touched: 0,
-            });
-            p.touched = self.adds;
-            p.rows += batch.num_rows();
-            p.bytes += bytes;
-            p.batches.push((batch, keys));
-            self.buffered += bytes;
+            let p = self.parts.entry(key.clone()).or_default();
+            self.buffered += p.push(builder.finish(), self.adds);
             if p.rows >= self.opts.max_file_rows {
                 self.flush(&key)?;
             }
@@ -557,19 +559,8 @@ impl Writer<'_> {
             if builder.is_empty() {
                 continue;
             }
-            let (batch, keys) = builder.finish()?;
-            let bytes = batch.get_array_memory_size();
-            let p = self.audit_parts.entry(date).or_insert_with(|| PartBuf {
-                batches: Vec::new(),
-                rows: 0,
-                bytes: 0,
-                touched: 0,
-            });
-            p.touched = self.adds;
-            p.rows += batch.num_rows();
-            p.bytes += bytes;
-            p.batches.push((batch, keys));
-            self.buffered += bytes;
+            let p = self.audit_parts.entry(date).or_default();
+            self.buffered += p.push(builder.finish()?, self.adds);
             if p.rows >= self.opts.max_file_rows {
                 self.flush_audit(date)?;
             }

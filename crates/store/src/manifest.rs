@@ -456,18 +456,15 @@ impl WriteGuard {
 
     /// A fresh path in staging and the final relative path for a new file of `key`.
     pub fn new_file(&mut self, key: &PartitionKey) -> (PathBuf, String) {
-        self.next_seq += 1;
-        let name = format!(
-            "part-g{:08}-{:06}.parquet",
-            self.manifest.generation + 1,
-            self.next_seq
-        );
-        let staged = self.store.staging_dir().join(&name);
-        (staged, format!("{}/{name}", key.dir()))
+        self.new_file_in(&key.dir())
     }
 
     /// A fresh path in staging and the final relative path for a new audit-log file of `date`.
     pub fn new_audit_log_file(&mut self, date: chrono::NaiveDate) -> (PathBuf, String) {
+        self.new_file_in(&crate::layout::audit_log_dir(date))
+    }
+
+    fn new_file_in(&mut self, dir: &str) -> (PathBuf, String) {
         self.next_seq += 1;
         let name = format!(
             "part-g{:08}-{:06}.parquet",
@@ -475,10 +472,7 @@ impl WriteGuard {
             self.next_seq
         );
         let staged = self.store.staging_dir().join(&name);
-        (
-            staged,
-            format!("{}/{name}", crate::layout::audit_log_dir(date)),
-        )
+        (staged, format!("{dir}/{name}"))
     }
 
     /// A fresh staging path for a file that is not an event file (a quarantine file).
@@ -529,21 +523,21 @@ impl WriteGuard {
                 .to_string_lossy()
                 .replace('\\', "/")
         };
-        for staged in added {
+        for (staged, audit_log) in added
+            .into_iter()
+            .map(|s| (s, false))
+            .chain(audit.into_iter().map(|s| (s, true)))
+        {
             next.pending
                 .renames
                 .push((rel(&staged.staged), staged.entry.path.clone()));
             let mut entry = staged.entry;
             entry.generation = next.generation;
-            next.files.push(entry);
-        }
-        for staged in audit {
-            next.pending
-                .renames
-                .push((rel(&staged.staged), staged.entry.path.clone()));
-            let mut entry = staged.entry;
-            entry.generation = next.generation;
-            next.audit_logs.push(entry);
+            if audit_log {
+                next.audit_logs.push(entry);
+            } else {
+                next.files.push(entry);
+            }
         }
         for (from, to) in extra {
             next.pending.renames.push((rel(&from), to));

@@ -1,7 +1,9 @@
 //! How event files are written: one set of Parquet writer properties for ingest and compaction.
 
 use parquet::basic::{Compression, Encoding, ZstdLevel};
-use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
+use parquet::file::properties::{
+    EnabledStatistics, WriterProperties, WriterPropertiesBuilder, WriterVersion,
+};
 use parquet::schema::types::ColumnPath;
 
 use crate::{order, schema};
@@ -56,14 +58,7 @@ fn path(dotted: &str) -> ColumnPath {
 /// declared sorted by eventName and eventTime ([`order`]).
 pub fn writer_properties(rows: usize) -> WriterProperties {
     let ndv = rows.clamp(1, MAX_ROW_GROUP_ROWS) as u64;
-    let mut b = WriterProperties::builder()
-        .set_writer_version(WriterVersion::PARQUET_1_0)
-        .set_compression(Compression::LZ4_RAW)
-        .set_statistics_enabled(EnabledStatistics::Page)
-        .set_data_page_row_count_limit(PAGE_ROWS)
-        .set_max_row_group_row_count(Some(MAX_ROW_GROUP_ROWS))
-        .set_sorting_columns(Some(order::sorting_columns()))
-        .set_created_by(format!("trail {}", env!("CARGO_PKG_VERSION")));
+    let mut b = base().set_sorting_columns(Some(order::sorting_columns()));
     for col in NO_DICTIONARY {
         b = b.set_column_dictionary_enabled(path(col), false);
     }
@@ -77,13 +72,30 @@ pub fn writer_properties(rows: usize) -> WriterProperties {
     for col in ZSTD_COLUMNS {
         b = b.set_column_compression(path(col), zstd);
     }
-    for col in schema::BLOOM_COLUMNS {
+    blooms(b, &schema::BLOOM_COLUMNS, ndv).build()
+}
+
+/// What every trail file shares: LZ4 by default, page statistics, small pages, bounded row
+/// groups, the writer's name.
+fn base() -> WriterPropertiesBuilder {
+    WriterProperties::builder()
+        .set_writer_version(WriterVersion::PARQUET_1_0)
+        .set_compression(Compression::LZ4_RAW)
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_data_page_row_count_limit(PAGE_ROWS)
+        .set_max_row_group_row_count(Some(MAX_ROW_GROUP_ROWS))
+        .set_created_by(format!("trail {}", env!("CARGO_PKG_VERSION")))
+}
+
+/// Bloom filters on `columns`, sized for `ndv` values per row group.
+fn blooms(mut b: WriterPropertiesBuilder, columns: &[&str], ndv: u64) -> WriterPropertiesBuilder {
+    for col in columns {
         b = b
             .set_column_bloom_filter_enabled(path(col), true)
             .set_column_bloom_filter_max_ndv(path(col), ndv)
             .set_column_bloom_filter_fpp(path(col), BLOOM_FPP);
     }
-    b.build()
+    b
 }
 
 /// Columns of `audit_logs` with bloom filters: the point lookups of the `DescribeAuditLogs`
@@ -96,18 +108,11 @@ pub const AUDIT_BLOOM_COLUMNS: [&str; 3] = ["UserName", "ClientIp", "InstanceNam
 pub fn audit_log_writer_properties(rows: usize) -> WriterProperties {
     let ndv = rows.clamp(1, MAX_ROW_GROUP_ROWS) as u64;
     let zstd = Compression::ZSTD(ZstdLevel::try_new(ZSTD_LEVEL).unwrap_or_default());
-    let mut b = WriterProperties::builder()
-        .set_writer_version(WriterVersion::PARQUET_1_0)
-        .set_compression(Compression::LZ4_RAW)
-        .set_statistics_enabled(EnabledStatistics::Page)
-        .set_data_page_row_count_limit(PAGE_ROWS)
-        .set_max_row_group_row_count(Some(MAX_ROW_GROUP_ROWS))
-        .set_sorting_columns(Some(vec![parquet::file::metadata::SortingColumn {
-            column_idx: 0,
-            descending: false,
-            nulls_first: false,
-        }]))
-        .set_created_by(format!("trail {}", env!("CARGO_PKG_VERSION")));
+    let mut b = base().set_sorting_columns(Some(vec![parquet::file::metadata::SortingColumn {
+        column_idx: 0,
+        descending: false,
+        nulls_first: false,
+    }]));
     for col in [schema::AUDIT_LOG_TIME, "CreationTime"] {
         b = b
             .set_column_dictionary_enabled(path(col), false)
@@ -118,13 +123,7 @@ pub fn audit_log_writer_properties(rows: usize) -> WriterProperties {
             .set_column_compression(path(col), zstd)
             .set_column_dictionary_enabled(path(col), false);
     }
-    for col in AUDIT_BLOOM_COLUMNS {
-        b = b
-            .set_column_bloom_filter_enabled(path(col), true)
-            .set_column_bloom_filter_max_ndv(path(col), ndv)
-            .set_column_bloom_filter_fpp(path(col), BLOOM_FPP);
-    }
-    b.build()
+    blooms(b, &AUDIT_BLOOM_COLUMNS, ndv).build()
 }
 
 #[cfg(test)]
