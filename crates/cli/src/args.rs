@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use chrono::{DateTime, NaiveDate, Utc};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ipnet::IpNet;
+use trail_query::auditlogs::{self, Value};
 use trail_query::lookup::NextToken;
 
 use crate::render::Format;
@@ -126,6 +127,8 @@ pub enum Command {
     Run(RunArgs),
     /// Look events up by attribute, like the LookupEvents API, on the local store.
     Lookup(LookupArgs),
+    /// Query data-audit logs like the DescribeAuditLogs API, on the local store.
+    AuditLogs(AuditLogsArgs),
     /// Find insight events: unusual source IPs per identity, unusual API call and error rates.
     #[command(subcommand)]
     Insight(InsightCommand),
@@ -161,6 +164,7 @@ impl Command {
             Command::Repl(a) => Some(&a.query.store),
             Command::Run(a) => Some(&a.query.store),
             Command::Lookup(a) => Some(&a.query.store),
+            Command::AuditLogs(a) => Some(&a.query.store),
             Command::Insight(c) => Some(&c.query().store),
             Command::Sigma(SigmaCommand::Run(a)) => Some(&a.query.store),
             Command::Detect(a) => Some(&a.query.store),
@@ -179,6 +183,7 @@ impl Command {
             Command::Repl(a) => Some(&a.query),
             Command::Run(a) => Some(&a.query),
             Command::Lookup(a) => Some(&a.query),
+            Command::AuditLogs(a) => Some(&a.query),
             Command::Insight(c) => Some(c.query()),
             Command::Sigma(SigmaCommand::Run(a)) => Some(&a.query),
             Command::Detect(a) => Some(&a.query),
@@ -208,6 +213,7 @@ impl Command {
             Command::Queries(_) => "queries",
             Command::Run(_) => "run",
             Command::Lookup(_) => "lookup",
+            Command::AuditLogs(_) => "audit-logs",
             Command::Insight(InsightCommand::Ip(_)) => "insight ip",
             Command::Insight(InsightCommand::Rate(_)) => "insight rate",
             Command::Insight(InsightCommand::Export(_)) => "insight export",
@@ -580,6 +586,167 @@ pub struct LookupArgs {
     /// `json`: the original records with the next token; `table`: a summary line per event.
     #[arg(long, value_enum, default_value = "table")]
     pub output: LookupOutput,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum AuditLang {
+    #[value(name = "zh_cn")]
+    ZhCn,
+    #[value(name = "en_us")]
+    EnUs,
+}
+
+/// `DescribeAuditLogs`' request parameters. Matching: `UserName`, `InstanceName`,
+/// `DatabaseName`, `RuleId`, `RuleCategory`, `MemberAccount` exactly; `ProductCode`,
+/// `OperateType`, `LogSource` exactly in any case; `ClientUa`, `SqlText`, `RuleName`,
+/// `Message`, `OssObjectKey` as a substring in any case; all given conditions at once.
+#[derive(Args)]
+pub struct AuditLogsArgs {
+    #[command(flatten)]
+    pub query: QueryArgs,
+    /// The database user.
+    #[arg(long, value_parser = audit("UserName"))]
+    pub user_name: Option<Value>,
+    /// The client address: an IP, a CIDR (10.0.0.0/8) or a masked address (10.*.*.94).
+    #[arg(long, value_parser = audit("ClientIp"))]
+    pub client_ip: Option<Value>,
+    /// The client type (substring, any case: mysql).
+    #[arg(long, value_parser = audit("ClientUa"))]
+    pub client_ua: Option<Value>,
+    /// The data asset instance.
+    #[arg(long, value_parser = audit("InstanceName"))]
+    pub instance_name: Option<Value>,
+    /// The database.
+    #[arg(long, value_parser = audit("DatabaseName"))]
+    pub database_name: Option<Value>,
+    /// Logs at or after this LogTime: UNIX milliseconds, or RFC 3339 / YYYY-MM-DD (UTC).
+    #[arg(long, value_parser = audit("StartTime"))]
+    pub start_time: Option<Value>,
+    /// Logs at or before this LogTime: UNIX milliseconds, or RFC 3339 / YYYY-MM-DD (UTC).
+    #[arg(long, value_parser = audit("EndTime"))]
+    pub end_time: Option<Value>,
+    /// The service of the data asset (MaxCompute, OSS, RDS, ...; any case).
+    #[arg(long, value_parser = audit("ProductCode"))]
+    pub product_code: Option<Value>,
+    /// The service id: 1 MaxCompute, 2 OSS, 3 AnalyticDB for MySQL, 4 TableStore, 5 RDS,
+    /// 6 SELF_DB, 7 PolarDB-X, 8 PolarDB, 9 AnalyticDB for PostgreSQL, 10 OceanBase,
+    /// 11 MongoDB, 25 Redis.
+    #[arg(long, value_parser = audit("ProductId"))]
+    pub product_id: Option<Value>,
+    /// Text inside the SQL statement (any case).
+    #[arg(long, value_parser = audit("SqlText"))]
+    pub sql_text: Option<Value>,
+    /// Execution time in milliseconds, `in[LOW HIGH]` (inclusive).
+    #[arg(long, value_parser = audit("ExecuteTimeRange"), value_name = "in[LOW HIGH]")]
+    pub execute_time_range: Option<Value>,
+    /// Affected rows, `in[LOW HIGH]` (inclusive).
+    #[arg(long, value_parser = audit("EffectRowRange"), value_name = "in[LOW HIGH]")]
+    pub effect_row_range: Option<Value>,
+    /// The audit rule's id.
+    #[arg(long, value_parser = audit("RuleId"))]
+    pub rule_id: Option<Value>,
+    /// Text inside the audit rule's name (any case).
+    #[arg(long, value_parser = audit("RuleName"))]
+    pub rule_name: Option<Value>,
+    /// The operation type (Select, Insert, Drop, ...; any case).
+    #[arg(long, value_parser = audit("OperateType"))]
+    pub operate_type: Option<Value>,
+    /// The risk level: 1/low, 2/medium, 3/high.
+    #[arg(long, value_parser = audit("WarnLevel"))]
+    pub warn_level: Option<Value>,
+    /// The rule type.
+    #[arg(long, value_parser = audit("RuleCategory"))]
+    pub rule_category: Option<Value>,
+    /// The data source (SLOW_SQL, ...; any case).
+    #[arg(long, value_parser = audit("LogSource"))]
+    pub log_source: Option<Value>,
+    /// The member account's UID.
+    #[arg(long, value_parser = audit("MemberAccount"))]
+    pub member_account: Option<Value>,
+    /// The network type: default (outside the cloud) or aliyun.
+    #[arg(long, value_parser = audit("IpType"))]
+    pub ip_type: Option<Value>,
+    /// Text inside the raw log message (any case).
+    #[arg(long, value_parser = audit("Message"))]
+    pub message: Option<Value>,
+    /// Text inside the OSS object key (any case).
+    #[arg(long, value_parser = audit("OssObjectKey"))]
+    pub oss_object_key: Option<Value>,
+    /// Include or exclude conditions, as the API's LogQueryOpJson:
+    /// '[{"queryKey": "effectRowRange", "isContain": false}]' lists what does not match it.
+    #[arg(long, value_parser = query_ops, value_name = "JSON")]
+    pub log_query_op_json: Option<QueryOps>,
+    /// Items per page (1 to 50).
+    #[arg(long, default_value_t = trail_query::auditlogs::DEFAULT_PAGE_SIZE,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(trail_query::auditlogs::MAX_PAGE_SIZE)))]
+    pub page_size: u32,
+    /// The page (from 1).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub current_page: u64,
+    /// Read the store as of this generation (printed with every page), so that paging is
+    /// not disturbed by ingests in between.
+    #[arg(long)]
+    pub generation: Option<u64>,
+    /// The language of WarnLevelName (derived from WarnLevel); as delivered when not given.
+    #[arg(long, value_enum)]
+    pub lang: Option<AuditLang>,
+    /// `json`: the API's response shape (CurrentPage, PageSize, TotalCount, Items); `table`:
+    /// a summary line per log.
+    #[arg(long, value_enum, default_value = "table")]
+    pub output: LookupOutput,
+}
+
+impl AuditLogsArgs {
+    /// The conditions given, with the parameter each belongs to.
+    pub fn conditions(&self) -> Vec<(&'static auditlogs::Param, Value)> {
+        let given = [
+            ("UserName", &self.user_name),
+            ("ClientIp", &self.client_ip),
+            ("ClientUa", &self.client_ua),
+            ("InstanceName", &self.instance_name),
+            ("DatabaseName", &self.database_name),
+            ("StartTime", &self.start_time),
+            ("EndTime", &self.end_time),
+            ("ProductCode", &self.product_code),
+            ("ProductId", &self.product_id),
+            ("SqlText", &self.sql_text),
+            ("ExecuteTimeRange", &self.execute_time_range),
+            ("EffectRowRange", &self.effect_row_range),
+            ("RuleId", &self.rule_id),
+            ("RuleName", &self.rule_name),
+            ("OperateType", &self.operate_type),
+            ("WarnLevel", &self.warn_level),
+            ("RuleCategory", &self.rule_category),
+            ("LogSource", &self.log_source),
+            ("MemberAccount", &self.member_account),
+            ("IpType", &self.ip_type),
+            ("Message", &self.message),
+            ("OssObjectKey", &self.oss_object_key),
+        ];
+        given
+            .into_iter()
+            .filter_map(|(name, v)| {
+                let p = auditlogs::PARAMS.iter().find(|p| p.name == name)?;
+                Some((p, v.clone()?))
+            })
+            .collect()
+    }
+}
+
+/// `LogQueryOpJson`, parsed.
+pub type QueryOps = Vec<(&'static auditlogs::Param, bool)>;
+
+/// The value parser of a `DescribeAuditLogs` parameter.
+fn audit(name: &'static str) -> impl Fn(&str) -> Result<Value, String> + Clone + Send + Sync {
+    move |s: &str| {
+        auditlogs::param(name)
+            .and_then(|p| auditlogs::parse_value(p, s))
+            .map_err(|e| e.to_string())
+    }
+}
+
+fn query_ops(s: &str) -> Result<QueryOps, String> {
+    auditlogs::parse_query_ops(s).map_err(|e| e.to_string())
 }
 
 #[derive(Clone, Copy, ValueEnum)]

@@ -215,6 +215,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Queries(a) => queries(&setup, a),
         Command::Run(a) => run_saved(&setup, a),
         Command::Lookup(a) => lookup(&setup, a),
+        Command::AuditLogs(a) => audit_logs(&setup, a),
         Command::Insight(c) => insight(&setup, c),
         Command::Sigma(SigmaCommand::Check(a)) => sigma_check(a),
         Command::Sigma(SigmaCommand::Run(a)) => sigma_run(&setup, a),
@@ -360,6 +361,59 @@ fn lookup(setup: &Setup, a: args::LookupArgs) -> Result<ExitCode> {
             r.finish()?;
             if let Some(t) = &page.next_token {
                 writeln!(out, "more events: add --next-token {t}")?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn audit_logs(setup: &Setup, a: args::AuditLogsArgs) -> Result<ExitCode> {
+    use trail_query::auditlogs::{self, Lang};
+    let req = auditlogs::AuditLogRequest {
+        conditions: a.conditions(),
+        ops: a.log_query_op_json.clone().unwrap_or_default(),
+        page_size: a.page_size,
+        current_page: a.current_page,
+        lang: a.lang.map(|l| match l {
+            args::AuditLang::ZhCn => Lang::ZhCn,
+            args::AuditLang::EnUs => Lang::EnUs,
+        }),
+        generation: a.generation,
+    };
+    let page = setup.runtime()?.block_on(async {
+        let engine = setup.engine().await?;
+        Ok::<_, anyhow::Error>(auditlogs::describe_audit_logs(&engine, &req).await?)
+    })?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    match a.output {
+        args::LookupOutput::Json => {
+            writeln!(out, "{}", serde_json::to_string(&page.to_json(&req))?)?;
+        }
+        args::LookupOutput::Table => {
+            if page.items.is_empty() {
+                writeln!(out, "no audit logs on page {}", page.current_page)?;
+            } else {
+                let mut r = render::Renderer::new(&mut out, render::Format::Table, None);
+                r.start(page.summary.schema())?;
+                r.batch(&page.summary)?;
+                r.finish()?;
+            }
+            writeln!(
+                out,
+                "page {} of {}, {} audit logs match (generation {})",
+                page.current_page,
+                page.pages(),
+                page.total_count,
+                page.generation
+            )?;
+            if page.current_page < page.pages() {
+                writeln!(
+                    out,
+                    "next page: add --current-page {} --generation {}",
+                    page.current_page + 1,
+                    page.generation
+                )?;
             }
         }
     }

@@ -202,3 +202,337 @@ fn an_event_store_without_audit_logs_has_an_empty_table() {
     );
     assert_eq!(rows[0]["n"], 0);
 }
+
+/// The documented example response of DescribeAuditLogs, as the API returns it.
+const SEED_RESPONSE: &str = r#"{
+  "AsyncRequestId": "CE4681BA-8019-5BE1-9F4B-8973BEA9CF57\n",
+  "CurrentPage": 1,
+  "PageSize": 10,
+  "RequestId": "A7021857-AFD9-5AD6-979D-AA7DFC5AFADF",
+  "TotalCount": 12,
+  "Items": [
+    {
+      "CreationTime": 1536751124000,
+      "WarnLevel": "2",
+      "ClientPort": "35756",
+      "TableName": "it_table",
+      "EffectRow": 10,
+      "PackageName": "test01",
+      "UserId": "19********94",
+      "Message": "success",
+      "RuleId": "9952275",
+      "OperateType": "Drop",
+      "LogTime": 1751870592000,
+      "WarnLevelName": "高危",
+      "InstanceName": "rm-1234",
+      "DatabaseName": "chngc_b2b_migration_sh",
+      "OssObjectKey": "oss-key1",
+      "ExecuteStatus": 1,
+      "ProductId": 5,
+      "ExecuteTime": 1751870592000,
+      "UserName": "admin",
+      "InstanceDescription": "instance dscription",
+      "RuleName": "name",
+      "ColumnName": "hide14",
+      "ClientIp": "139.*.*.57",
+      "ClientUa": "mysql",
+      "ProductCode": "RDS",
+      "SqlText": "select * from test03\n",
+      "InWhiteList": true,
+      "MemberAccount": "**********8103",
+      "RuleCategory": "10",
+      "IpType": "aliyun",
+      "ModelName": "Identity Card",
+      "DataSet": "plan_id ~ application_id ~ plan_type ~ plan_name ~ plan_value_id",
+      "LogSource": "SLOW_SQL",
+      "InstanceAuditStatus": "2",
+      "DbType": "MySQL",
+      "RamConsoleLink": ""
+    }
+  ]
+}"#;
+
+fn audit_page(store: &std::path::Path, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["audit-logs", "--output", "json"];
+    all.extend_from_slice(args);
+    json(&ok_on(store, &all))
+}
+
+#[test]
+fn the_api_example_round_trips_through_ingest_and_the_api_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("DescribeAuditLogs.json");
+    std::fs::write(&file, SEED_RESPONSE).unwrap();
+    let store = dir.path().join("store");
+    ok_on(&store, &["ingest", file.to_str().unwrap()]);
+    let page = audit_page(&store, &[]);
+    let seed: serde_json::Value = serde_json::from_str(SEED_RESPONSE).unwrap();
+    assert_eq!(page["Items"], seed["Items"], "{page}");
+    assert_eq!(page["CurrentPage"], 1);
+    assert_eq!(page["PageSize"], 10);
+    assert_eq!(page["TotalCount"], 1);
+    assert!(page["RequestId"].is_string(), "{page}");
+    // The masked address of the example is found by the same mask.
+    let page = audit_page(&store, &["--client-ip", "139.*.*.57", "--lang", "en_us"]);
+    assert_eq!(page["TotalCount"], 1, "{page}");
+    assert_eq!(
+        page["Items"][0]["WarnLevelName"], "Medium",
+        "from WarnLevel 2"
+    );
+}
+
+/// Four logs that each filter tells apart; `Label` (not an API field) names them.
+fn filter_fixture(dir: &std::path::Path) -> std::path::PathBuf {
+    const T: u64 = 1_751_870_592_000;
+    let items = serde_json::json!([
+        {"Label": "L1", "UserName": "admin", "ClientIp": "10.1.2.94", "ClientUa": "MySQL-Connector",
+         "InstanceName": "rm-a", "DatabaseName": "db1", "LogTime": T + 1000, "ProductCode": "RDS",
+         "ProductId": 5, "SqlText": "SELECT * FROM test03", "ExecuteTime": 1500, "EffectRow": 10,
+         "RuleId": "994007", "RuleName": "test_rule", "OperateType": "Select", "WarnLevel": "1",
+         "RuleCategory": "10", "LogSource": "SLOW_SQL", "MemberAccount": "111", "IpType": "aliyun",
+         "Message": "success", "OssObjectKey": ""},
+        {"Label": "L2", "UserName": "Admin", "ClientIp": "10.1.3.95", "ClientUa": "psql",
+         "InstanceName": "rm-b", "DatabaseName": "db2", "LogTime": T + 2000, "ProductCode": "rds",
+         "ProductId": 8, "SqlText": "insert into t values (1)", "ExecuteTime": 3000,
+         "EffectRow": 1, "RuleId": "867028", "RuleName": "Bulk_Insert", "OperateType": "INSERT",
+         "WarnLevel": "2", "RuleCategory": "11", "LogSource": "RDS_AUDIT", "MemberAccount": "222",
+         "IpType": "default", "Message": "permission denied", "OssObjectKey": ""},
+        {"Label": "L3", "UserName": "etl", "ClientIp": "139.*.*.57", "ClientUa": "",
+         "InstanceName": "bucket-x", "LogTime": T + 3000, "ProductCode": "OSS", "ProductId": 2,
+         "RuleId": "5", "RuleName": "oss get", "OperateType": "Get", "WarnLevel": "3",
+         "RuleCategory": "10", "LogSource": "oss_log", "MemberAccount": "111",
+         "Message": "GetObject ok", "OssObjectKey": "finance/2025/q1.csv"},
+        {"Label": "L4", "UserName": "admin", "ClientIp": "2001:db8::7", "ClientUa": "mysql",
+         "InstanceName": "rm-a", "DatabaseName": "db1", "LogTime": T + 4000, "ProductCode": "RDS",
+         "ProductId": 5, "SqlText": "DROP TABLE test03", "ExecuteTime": 1000, "EffectRow": 33,
+         "RuleId": "994007", "RuleName": "drop", "OperateType": "Drop", "WarnLevel": "3",
+         "RuleCategory": "12", "LogSource": "SLOW_SQL", "MemberAccount": "333",
+         "IpType": "default", "Message": "success", "OssObjectKey": ""}
+    ]);
+    let file = dir.join("items.json");
+    std::fs::write(&file, items.to_string()).unwrap();
+    let store = dir.join("store");
+    ok_on(&store, &["ingest", file.to_str().unwrap()]);
+    store
+}
+
+fn labels(page: &serde_json::Value) -> Vec<String> {
+    let mut l: Vec<String> = page["Items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["Label"].as_str().unwrap().to_owned())
+        .collect();
+    l.sort();
+    l
+}
+
+#[test]
+fn every_filter_matches_as_documented() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = filter_fixture(dir.path());
+    let t = |s: u64| (1_751_870_592_000u64 + s * 1000).to_string();
+    let (t2, t3) = (t(2), t(3));
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec![], "L1 L2 L3 L4"),
+        (vec!["--user-name", "admin"], "L1 L4"),
+        (vec!["--client-ip", "10.1.2.94"], "L1"),
+        (vec!["--client-ip", "10.0.0.0/8"], "L1 L2"),
+        (vec!["--client-ip", "10.*.*.94"], "L1"),
+        (vec!["--client-ip", "139.*.*.57"], "L3"),
+        (vec!["--client-ip", "2001:db8::/32"], "L4"),
+        (vec!["--client-ua", "mysql"], "L1 L4"),
+        (vec!["--instance-name", "rm-a"], "L1 L4"),
+        (vec!["--database-name", "db2"], "L2"),
+        (vec!["--start-time", &t2, "--end-time", &t3], "L2 L3"),
+        (vec!["--start-time", "2025-07-07T06:43:16Z"], "L4"),
+        (vec!["--end-time", "2025-07-07T06:43:13.999Z"], "L1"),
+        (vec!["--product-code", "rds"], "L1 L2 L4"),
+        (vec!["--product-id", "2"], "L3"),
+        (vec!["--sql-text", "TEST03"], "L1 L4"),
+        (vec!["--execute-time-range", "in[1000 2000]"], "L1 L4"),
+        (vec!["--effect-row-range", "in[1 33]"], "L1 L2 L4"),
+        (vec!["--effect-row-range", "in[11 33]"], "L4"),
+        (vec!["--rule-id", "994007"], "L1 L4"),
+        (vec!["--rule-name", "bulk"], "L2"),
+        (vec!["--operate-type", "insert"], "L2"),
+        (vec!["--warn-level", "high"], "L3 L4"),
+        (vec!["--warn-level", "2"], "L2"),
+        (vec!["--rule-category", "10"], "L1 L3"),
+        (vec!["--log-source", "slow_sql"], "L1 L4"),
+        (vec!["--member-account", "111"], "L1 L3"),
+        (vec!["--ip-type", "default"], "L2 L3 L4"),
+        (vec!["--ip-type", "aliyun"], "L1"),
+        (vec!["--message", "DENIED"], "L2"),
+        (vec!["--oss-object-key", "finance/"], "L3"),
+        (vec!["--user-name", "admin", "--sql-text", "drop"], "L4"),
+        (
+            vec![
+                "--effect-row-range",
+                "in[1 33]",
+                "--log-query-op-json",
+                r#"[{"queryKey": "effectRowRange", "isContain": false}]"#,
+            ],
+            "L3",
+        ),
+        (
+            vec![
+                "--user-name",
+                "admin",
+                "--client-ip",
+                "10.0.0.0/8",
+                "--log-query-op-json",
+                r#"[{"isContain": false, "queryKey": "remoteClientIp"},
+                    {"isContain": true, "queryKey": "userName"}]"#,
+            ],
+            "L4",
+        ),
+    ];
+    for (args, want) in cases {
+        let page = audit_page(&store, &args);
+        assert_eq!(labels(&page).join(" "), want, "{args:?}: {page}");
+        assert_eq!(
+            page["TotalCount"],
+            want.split(' ').count(),
+            "{args:?}: {page}"
+        );
+    }
+    // The level's name in the language asked for, and as delivered without one.
+    let page = audit_page(&store, &["--warn-level", "3", "--lang", "zh_cn"]);
+    assert!(
+        page["Items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["WarnLevelName"] == "高危"),
+        "{page}"
+    );
+    let page = audit_page(&store, &["--warn-level", "3"]);
+    assert!(page["Items"][0].get("WarnLevelName").is_none(), "{page}");
+    // Newest first.
+    let page = audit_page(&store, &[]);
+    let order: Vec<&str> = page["Items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["Label"].as_str().unwrap())
+        .collect();
+    assert_eq!(order, ["L4", "L3", "L2", "L1"]);
+    // The table names the page and how to get the next one.
+    let o = ok_on(&store, &["audit-logs", "--page-size", "3"]);
+    let text = stdout(&o);
+    assert!(text.contains("page 1 of 2, 4 audit logs match"), "{text}");
+    assert!(text.contains("--current-page 2 --generation 1"), "{text}");
+}
+
+#[test]
+fn malformed_parameters_are_usage_errors_naming_the_parameter() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = filter_fixture(dir.path());
+    let cases: [(&[&str], &str); 12] = [
+        (&["--effect-row-range", "in[2 1]"], "in[LOW HIGH]"),
+        (&["--execute-time-range", "1000-2000"], "ExecuteTimeRange"),
+        (&["--page-size", "0"], "--page-size"),
+        (&["--page-size", "51"], "1..=50"),
+        (&["--current-page", "0"], "--current-page"),
+        (&["--product-id", "12"], "25 Redis"),
+        (&["--warn-level", "4"], "3 (high)"),
+        (&["--ip-type", "internal"], "default or aliyun"),
+        (&["--start-time", "yesterday"], "UNIX milliseconds"),
+        (&["--client-ip", "10.*.94"], "masked address"),
+        (
+            &[
+                "--log-query-op-json",
+                r#"[{"queryKey": "colour", "isContain": true}]"#,
+            ],
+            "not a DescribeAuditLogs query parameter",
+        ),
+        (&["--generation", "99"], "newer than the store"),
+    ];
+    for (args, says) in cases {
+        let mut all = vec!["audit-logs"];
+        all.extend_from_slice(args);
+        let o = run_on(&store, &all);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(says), "{args:?}: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn pages_cover_every_log_once_while_the_store_grows() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, from: u64, n: u64| {
+        // Pairs of logs share a LogTime, so the order needs its tie-breakers.
+        let items: Vec<serde_json::Value> = (from..from + n)
+            .map(|i| {
+                serde_json::json!({"LogTime": 1_751_870_592_000u64 + (i / 2) * 1000,
+                    "UserName": format!("u{i}"), "SqlText": "SELECT 1", "Seq": i})
+            })
+            .collect();
+        let file = dir.path().join(name);
+        std::fs::write(&file, serde_json::Value::from(items).to_string()).unwrap();
+        file
+    };
+    let store = dir.path().join("store");
+    ok_on(
+        &store,
+        &["ingest", write("first.json", 100, 23).to_str().unwrap()],
+    );
+    let first = audit_page(&store, &["--page-size", "5"]);
+    let generation = first["Generation"].to_string();
+    let mut seen: Vec<u64> = Vec::new();
+    for page in 1..=5 {
+        if page == 3 {
+            // Newer and older logs arrive between pages.
+            ok_on(
+                &store,
+                &["ingest", write("late.json", 0, 4).to_str().unwrap()],
+            );
+            ok_on(
+                &store,
+                &["ingest", write("new.json", 200, 4).to_str().unwrap()],
+            );
+        }
+        let p = audit_page(
+            &store,
+            &[
+                "--page-size",
+                "5",
+                "--current-page",
+                &page.to_string(),
+                "--generation",
+                &generation,
+            ],
+        );
+        assert_eq!(p["TotalCount"], 23, "{p}");
+        seen.extend(
+            p["Items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["Seq"].as_u64().unwrap()),
+        );
+    }
+    // The order of one page holding them all, at that generation: newest first, ties broken
+    // the same way every time.
+    let whole = audit_page(&store, &["--page-size", "50", "--generation", &generation]);
+    let order: Vec<u64> = whole["Items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["Seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seen, order);
+    let mut sorted = seen.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, (100..123).collect::<Vec<u64>>(), "each once");
+    assert!(
+        seen.windows(2).all(|w| w[0] / 2 >= w[1] / 2),
+        "newest first: {seen:?}"
+    );
+    let latest = audit_page(&store, &[]);
+    assert_eq!(latest["TotalCount"], 31, "{latest}");
+    // Past the last page: an empty page, not an error.
+    let p = audit_page(&store, &["--current-page", "9"]);
+    assert_eq!(p["Items"], serde_json::json!([]));
+}

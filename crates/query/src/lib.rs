@@ -14,6 +14,7 @@
 //! only that partition's files. Functions beyond DataFusion's: the JSON functions of
 //! `datafusion-functions-json` and the IP functions of [`ip`].
 
+pub mod auditlogs;
 mod committed;
 pub mod findings;
 pub mod ip;
@@ -542,6 +543,32 @@ fn flat_listing_table(
         .with_listing_options(options)
         .with_schema(view_schema(table_schema));
     Ok(ListingTable::try_new(config)?)
+}
+
+/// A table of exactly these Parquet files (no partition columns), read with the session's
+/// Parquet settings.
+fn files_table(
+    engine: &Engine,
+    files: &[std::path::PathBuf],
+    table_schema: SchemaRef,
+) -> Result<Arc<dyn datafusion::catalog::TableProvider>> {
+    let urls = files
+        .iter()
+        .map(|f| {
+            let f = f
+                .canonicalize()
+                .map_err(|e| trail_store::StoreError::io(f, e))?;
+            Ok(ListingTableUrl::parse(f.display().to_string())?)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let options = ListingOptions::new(Arc::new(
+        ParquetFormat::default().with_options(parquet_options(&engine.ctx)),
+    ))
+    .with_file_extension(".parquet");
+    let config = ListingTableConfig::new_with_multi_paths(urls)
+        .with_listing_options(options)
+        .with_schema(table_schema);
+    Ok(Arc::new(ListingTable::try_new(config)?))
 }
 
 fn listing_table(
