@@ -432,12 +432,10 @@ impl AuditLogPage {
 
 /// A stable 128-bit digest (for the request id).
 fn xxhash(s: &str) -> u128 {
-    use std::hash::{BuildHasher, Hash, Hasher};
-    let mut a = foldhash::quality::FixedState::with_seed(1).build_hasher();
-    let mut b = foldhash::quality::FixedState::with_seed(2).build_hasher();
-    s.hash(&mut a);
-    s.hash(&mut b);
-    (u128::from(a.finish()) << 64) | u128::from(b.finish())
+    use std::hash::BuildHasher;
+    let a = foldhash::quality::FixedState::with_seed(1).hash_one(s);
+    let b = foldhash::quality::FixedState::with_seed(2).hash_one(s);
+    (u128::from(a) << 64) | u128::from(b)
 }
 
 /// The audit-log files committed at or before `generation`, as a table (and the generation
