@@ -128,7 +128,7 @@ pub enum Command {
     /// Look events up by attribute, like the LookupEvents API, on the local store.
     Lookup(LookupArgs),
     /// Query data-audit logs like the DescribeAuditLogs API, on the local store.
-    AuditLogs(AuditLogsArgs),
+    AuditLogs(Box<AuditLogsArgs>),
     /// Find insight events: unusual source IPs per identity, unusual API call and error rates.
     #[command(subcommand)]
     Insight(InsightCommand),

@@ -215,7 +215,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Queries(a) => queries(&setup, a),
         Command::Run(a) => run_saved(&setup, a),
         Command::Lookup(a) => lookup(&setup, a),
-        Command::AuditLogs(a) => audit_logs(&setup, a),
+        Command::AuditLogs(a) => audit_logs(&setup, *a),
         Command::Insight(c) => insight(&setup, c),
         Command::Sigma(SigmaCommand::Check(a)) => sigma_check(a),
         Command::Sigma(SigmaCommand::Run(a)) => sigma_run(&setup, a),
