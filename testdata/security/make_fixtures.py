@@ -15,6 +15,14 @@ unbound, password policy weakened, admin policy attached, trail stopped/deleted/
 disabled, SSH opened to 0.0.0.0/0, a bucket made public, a deletion burst, an enumeration burst,
 a new region, a dormant identity waking, one identity from many IPs, one IP used by many
 identities, odd user agents, access denied, a user created with a console password.
+
+The same two months as data-audit logs (DescribeAuditLogs items), for both stores:
+    testdata/security/audit_logs.ndjson
+Ordinary reads and writes by three database users from their usual clients, then on
+2024-05-01/02: bulk reads of card and identity numbers from 203.0.113.66 (the address that
+broke into alice's console account) shortly after an access key was created for alice and SSH
+was opened to the world, one of them at night; destructive statements (DROP, TRUNCATE, DELETE
+without WHERE); a burst of failed logins from 203.0.113.77.
 """
 import json
 import os
@@ -330,7 +338,95 @@ def to_cloudtrail(e):
     return rec
 
 
+AUDIT_BASE = {
+    "ClientPort": "51234", "ClientUa": "mysql-connector-j", "IpType": "default",
+    "InstanceName": "rm-orders01", "InstanceDescription": "orders primary",
+    "DatabaseName": "shop", "DbType": "MySQL", "ProductCode": "RDS", "ProductId": 5,
+    "ExecuteTime": 12, "ExecuteStatus": 1, "Message": "success", "DataSet": "",
+    "ColumnName": "", "PackageName": "", "OssObjectKey": "", "InWhiteList": False,
+    "MemberAccount": ACCOUNT, "RuleCategory": "10", "LogSource": "RDS_AUDIT",
+    "InstanceAuditStatus": "2", "RamConsoleLink": "", "ModelName": "",
+}
+LEVEL_NAMES = {"1": "Low", "2": "Medium", "3": "High"}
+# database user -> (usual client IP, UserId)
+DB_USERS = {
+    "app_ro": ("10.0.9.20", "2741000000000061"),
+    "dba_li": ("198.51.100.10", "2741000000000062"),
+    "report": ("198.51.100.11", "2741000000000063"),
+    "root": ("10.0.9.1", "2741000000000001"),
+}
+
+
+def audit_log(when, user, sql, operate, table, rows=1, level="1", rule=("r-100", "all statements"),
+              ip=None, model="", status=1, message="success"):
+    ms = int(when.timestamp() * 1000)
+    item = dict(AUDIT_BASE)
+    item.update({
+        "LogTime": ms, "CreationTime": ms + 1500, "UserName": user, "UserId": DB_USERS[user][1],
+        "ClientIp": ip or DB_USERS[user][0], "SqlText": sql, "OperateType": operate,
+        "TableName": table, "EffectRow": rows, "WarnLevel": level,
+        "WarnLevelName": LEVEL_NAMES[level], "RuleId": rule[0], "RuleName": rule[1],
+        "ModelName": model, "ExecuteStatus": status, "Message": message,
+    })
+    return item
+
+
+def build_audit_logs():
+    logs = []
+    day = t("2024-04-01T00:00:00Z")
+    k = 0
+    while day < t("2024-05-01T00:00:00Z"):
+        if day.weekday() < 5:
+            for h in range(10, 17, 2):
+                k += 1
+                logs.append(audit_log(day + timedelta(hours=h, minutes=k % 7), "app_ro",
+                                      f"SELECT * FROM orders WHERE id = {k}", "Select", "orders",
+                                      rows=1 + k % 40))
+            logs.append(audit_log(day + timedelta(hours=11), "report",
+                                  "SELECT region, sum(total) FROM orders GROUP BY region",
+                                  "Select", "orders", rows=500))
+            if day.weekday() == 2:
+                logs.append(audit_log(day + timedelta(hours=10, minutes=30), "dba_li",
+                                      "UPDATE products SET price = price * 1.02 WHERE id < 100",
+                                      "Update", "products", rows=99, level="2",
+                                      rule=("r-150", "bulk update")))
+        day += timedelta(days=1)
+    d1 = "2024-05-01T"
+    bulk = ("r-201", "bulk read of sensitive columns")
+    # Bulk reads from the address that took over alice's console account, after bob created an
+    # access key for alice (09:20) and eve opened SSH to the world (10:10); one at night.
+    logs.append(audit_log(t(d1 + "10:40:00Z"), "app_ro", "SELECT card_no, cvv FROM orders",
+                          "Select", "orders", rows=250000, level="3", rule=bulk,
+                          ip="203.0.113.66", model="Bank Card"))
+    logs.append(audit_log(t(d1 + "23:30:00Z"), "app_ro", "SELECT * FROM customers",
+                          "Select", "customers", rows=120000, level="3", rule=bulk,
+                          ip="203.0.113.66", model="Identity Card"))
+    # Destructive statements by the DBA account, and one that is not.
+    destructive = ("r-300", "destructive statement")
+    logs.append(audit_log(t(d1 + "12:30:00Z"), "dba_li", "DROP TABLE orders_archive", "Drop",
+                          "orders_archive", rows=0, level="3", rule=destructive))
+    logs.append(audit_log(t(d1 + "12:31:00Z"), "dba_li", "DELETE FROM customers", "Delete",
+                          "customers", rows=1200, level="3", rule=("r-301", "DELETE without WHERE")))
+    logs.append(audit_log(t(d1 + "12:32:00Z"), "dba_li", "truncate table audit_trail",
+                          "Truncate", "audit_trail", rows=0, level="3", rule=destructive))
+    logs.append(audit_log(t(d1 + "12:33:00Z"), "dba_li", "DELETE FROM orders WHERE id = 7",
+                          "Delete", "orders", rows=1, level="1"))
+    # Failed logins as root from the address that sprayed console passwords.
+    d2 = "2024-05-02T"
+    for k in range(6):
+        logs.append(audit_log(t(d2 + "02:00:00Z") + timedelta(seconds=25 * k), "root",
+                              "login", "Login", "", rows=0, level="2",
+                              rule=("r-400", "failed login"), ip="203.0.113.77", status=0,
+                              message="Access denied for user 'root'"))
+    return logs
+
+
 def main():
+    logs = build_audit_logs()
+    with open(os.path.join(HERE, "audit_logs.ndjson"), "w") as f:
+        for item in logs:
+            f.write(json.dumps(item, separators=(",", ":"), ensure_ascii=False) + "\n")
+    print(f"{len(logs)} data-audit logs")
     events = build()
     with open(os.path.join(HERE, "actiontrail.ndjson"), "w") as f:
         for e in events:

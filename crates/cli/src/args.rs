@@ -390,10 +390,21 @@ pub struct InsightRunArgs {
     pub max_rows: usize,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+pub enum IpTableArg {
+    Events,
+    #[value(name = "audit_logs")]
+    AuditLogs,
+}
+
 #[derive(Args)]
 pub struct IpArgs {
     #[command(flatten)]
     pub run: InsightRunArgs,
+    /// What to judge: `events` (identities' source IPs) or `audit_logs` (database users' client
+    /// IPs per instance); same rules, baseline and insight records.
+    #[arg(long, value_enum, default_value = "events")]
+    pub table: IpTableArg,
     /// Days of history an identity's usual IPs are learned from.
     #[arg(long, default_value_t = 14, value_parser = clap::value_parser!(u32).range(1..=366))]
     pub baseline_days: u32,

@@ -651,6 +651,10 @@ fn insight(setup: &Setup, cmd: InsightCommand) -> Result<ExitCode> {
                     gap_minutes: a.gap_minutes,
                     whitelist: trail_insight::ip::load_whitelist(&a.whitelist, &a.whitelist_file)?,
                     min_provider_days: a.min_provider_days,
+                    table: match a.table {
+                        args::IpTableArg::Events => trail_insight::ip::IpTable::Events,
+                        args::IpTableArg::AuditLogs => trail_insight::ip::IpTable::AuditLogs,
+                    },
                 };
                 run_insight_job(setup, &job, &a.run).await
             }

@@ -536,3 +536,110 @@ fn pages_cover_every_log_once_while_the_store_grows() {
     let p = audit_page(&store, &["--current-page", "9"]);
     assert_eq!(p["Items"], serde_json::json!([]));
 }
+
+/// The security scenario: events and data-audit logs of the same two months.
+fn security_store(dir: &std::path::Path) -> std::path::PathBuf {
+    let store = dir.join("store");
+    ok_on(
+        &store,
+        &[
+            "ingest",
+            security("actiontrail.ndjson").to_str().unwrap(),
+            security("audit_logs.ndjson").to_str().unwrap(),
+        ],
+    );
+    store
+}
+
+#[test]
+fn ip_insight_judges_database_users_with_the_same_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = security_store(dir.path());
+    let o = ok_on(
+        &store,
+        &["insight", "ip", "--table", "audit_logs", "--json"],
+    );
+    let r = json(&o);
+    assert_eq!(r["job"], "ip-audit_logs", "{r}");
+    assert_eq!(r["counts"]["events"], 126, "every audit log judged: {r}");
+    let records = r["records"].as_array().unwrap();
+    // Start and end records of the two bulk reads from the intruder's address; the failed
+    // root logins from 203.0.113.77 are near it (same /24) and so not reported.
+    let starts: Vec<&serde_json::Value> = records
+        .iter()
+        .filter(|x| x["insightDetails"]["state"] == "Start")
+        .collect();
+    assert_eq!(starts.len(), 2, "{r}");
+    for s in starts {
+        assert_eq!(s["insightDetails"]["insightObject"], "203.0.113.66");
+        assert_eq!(s["userIdentity"]["principalId"], "rm-orders01/app_ro");
+        assert_eq!(s["userIdentity"]["type"], "database-user");
+        assert_eq!(s["insightDetails"]["insightContext"]["table"], "audit_logs");
+    }
+    // Judged and written once: a second run has nothing new to judge...
+    let again = json(&ok_on(
+        &store,
+        &["insight", "ip", "--table", "audit_logs", "--json"],
+    ));
+    assert_eq!(again["insights"], 0, "{again}");
+    // ...and the events job keeps its own state: it still judges every day of events.
+    let events = json(&ok_on(&store, &["insight", "ip", "--json"]));
+    assert_eq!(events["job"], "ip");
+    assert_eq!(events["counts"]["events"], 303, "{events}");
+    let n = sql_json(
+        &store,
+        "SELECT count(*) AS n FROM insights WHERE userIdentity.type = 'database-user'",
+    );
+    assert_eq!(n[0]["n"], 4, "two insights, a start and an end record each");
+}
+
+#[test]
+fn the_joined_analyses_find_the_planted_intrusion() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = security_store(dir.path());
+    let o = ok_on(
+        &store,
+        &["run", "bulk_read_after_cloud_change", "--format", "json"],
+    );
+    let rows = json(&o);
+    let rows = rows.as_array().unwrap();
+    // The 250,000-row read of card numbers from the intruder's address, 80 minutes after bob
+    // created an access key for alice and 30 after eve opened SSH to the world.
+    assert!(
+        rows.iter().all(|r| r["client_ip"] == "203.0.113.66"),
+        "{rows:?}"
+    );
+    let changes: Vec<(&str, i64)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["change"].as_str().unwrap(),
+                r["minutes_after"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            ("CreateAccessKey", 100),
+            ("CreateAccessKey", 80),
+            ("AuthorizeSecurityGroup", 30)
+        ]
+    );
+    let o = ok_on(&store, &["run", "ip_in_cloud_and_data", "--format", "json"]);
+    let rows = json(&o);
+    let first = &rows.as_array().unwrap()[0];
+    assert_eq!(first["ip"], "198.51.100.10", "{rows}");
+    let intruder = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["ip"] == "203.0.113.66")
+        .unwrap();
+    assert_eq!(intruder["identities"], "alice");
+    assert_eq!(intruder["db_users"], "app_ro");
+    assert_eq!(
+        intruder["cloud_errors"], 6,
+        "the failed sign-ins before the takeover"
+    );
+}

@@ -50,14 +50,20 @@ fn fixtures() -> &'static (tempfile::TempDir, tempfile::TempDir) {
     F.get_or_init(|| {
         let at = tempfile::tempdir().unwrap();
         let ct = tempfile::tempdir().unwrap();
+        // Both stores also hold the same data-audit logs (the analyses that join them with
+        // events must find the same in either dialect).
+        let audit = repo().join("testdata/security/audit_logs.ndjson");
         ingest(
             at.path(),
-            &[repo().join("testdata/security/actiontrail.ndjson")],
+            &[
+                repo().join("testdata/security/actiontrail.ndjson"),
+                audit.clone(),
+            ],
             true,
         );
         ingest(
             ct.path(),
-            &[repo().join("testdata/security/cloudtrail.json")],
+            &[repo().join("testdata/security/cloudtrail.json"), audit],
             true,
         );
         // The insight analyses need insights: judge both stores' history for unusual IPs.

@@ -33,6 +33,15 @@
 //! of one hosting company, or a new CI pipeline's runners, is one finding. The start record
 //! is at the first operation, the end record at the last. An IP judged on day D is part of the
 //! baseline from day D+1 on: a new IP is reported once, not every day.
+//!
+//! **Tables.** The same job judges data-audit logs (`--table audit_logs`): the identity is
+//! the database user on its instance (`InstanceName/UserName`) within its member account
+//! (`MemberAccount`), the source is `ClientIp`, the day `logDate`. The rules, the baseline and
+//! the insight records are the same; an insight's `context.table` says which table it judged,
+//! its operations are the audit logs' statements (`OperateType`; `ExecuteStatus 0` as the
+//! error), and the ids it covers are each audit log's `LogTime` in milliseconds and its user
+//! (`1714560000000:app_ro`). Each table keeps its own
+//! job state, so judging one never marks the other's days as judged.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
@@ -51,8 +60,96 @@ use crate::{
     day_number, micros, sql_date, strings, top_values, utc_micros,
 };
 
-/// The job's name in the store's job state.
+/// The job's name in the store's job state (judging events).
 pub const JOB: &str = "ip";
+/// The job's name in the store's job state when it judges data-audit logs.
+pub const AUDIT_JOB: &str = "ip-audit_logs";
+
+/// The table IpInsight judges.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum IpTable {
+    /// Management events: identities are principals, sources `sourceIpAddress`.
+    #[default]
+    Events,
+    /// Data-audit logs: identities are database users per instance, sources `ClientIp`.
+    AuditLogs,
+}
+
+/// How a table's columns make the job's inputs.
+struct Columns {
+    table: &'static str,
+    /// The account an identity belongs to (for the account baseline).
+    account: &'static str,
+    /// The identity within its account.
+    principal: &'static str,
+    ip: &'static str,
+    day: &'static str,
+    /// `id, t, region, day, account, principal, kind, uname, akid, pid, ip, agent, name, code`
+    /// of each operation.
+    details: &'static str,
+}
+
+const EVENT_COLUMNS: Columns = Columns {
+    table: "events",
+    account: IDENTITY_SQL,
+    principal: PRINCIPAL_SQL,
+    ip: "sourceIpAddress",
+    day: "eventDate",
+    details: "eventId AS id, eventTime AS t, acsRegion AS region, eventDate AS day, \
+              coalesce(userIdentity.accountId, recipientAccountId, '') AS account, \
+              coalesce(userIdentity.principalId, userIdentity.accessKeyId, \
+              userIdentity.userName, '') AS principal, \
+              userIdentity.type AS kind, userIdentity.userName AS uname, \
+              userIdentity.accessKeyId AS akid, userIdentity.principalId AS pid, \
+              sourceIpAddress AS ip, userAgent AS agent, eventName AS name, errorCode AS code",
+};
+
+const AUDIT_COLUMNS: Columns = Columns {
+    table: "audit_logs",
+    account: "coalesce(\"MemberAccount\", '')",
+    principal: "concat(coalesce(\"InstanceName\", ''), '/', coalesce(\"UserName\", ''))",
+    ip: "\"ClientIp\"",
+    day: "\"logDate\"",
+    details: "concat(CAST(CAST(\"LogTime\" AS BIGINT) / 1000 AS VARCHAR), ':', \
+              coalesce(\"UserName\", '')) AS id, \"LogTime\" AS t, CAST(NULL AS VARCHAR) AS region, \
+              \"logDate\" AS day, coalesce(\"MemberAccount\", '') AS account, \
+              concat(coalesce(\"InstanceName\", ''), '/', coalesce(\"UserName\", '')) \
+              AS principal, 'database-user' AS kind, \"UserName\" AS uname, \
+              CAST(NULL AS VARCHAR) AS akid, \
+              concat(coalesce(\"InstanceName\", ''), '/', coalesce(\"UserName\", '')) AS pid, \
+              \"ClientIp\" AS ip, \"ClientUa\" AS agent, \"OperateType\" AS name, \
+              CASE WHEN \"ExecuteStatus\" = 0 THEN 'ExecuteStatus 0' END AS code",
+};
+
+impl IpTable {
+    fn columns(self) -> &'static Columns {
+        match self {
+            IpTable::Events => &EVENT_COLUMNS,
+            IpTable::AuditLogs => &AUDIT_COLUMNS,
+        }
+    }
+
+    /// The job's name in the store's job state.
+    pub fn job(self) -> &'static str {
+        match self {
+            IpTable::Events => JOB,
+            IpTable::AuditLogs => AUDIT_JOB,
+        }
+    }
+
+    /// The first and last day the table holds.
+    fn days(self, store: &Store) -> Result<Option<(chrono::NaiveDate, chrono::NaiveDate)>> {
+        match self {
+            IpTable::Events => crate::data_days(store),
+            IpTable::AuditLogs => {
+                let files = store.audit_log_files()?;
+                let min = files.iter().map(|(f, _)| f.date).min();
+                let max = files.iter().map(|(f, _)| f.date).max();
+                Ok(min.zip(max))
+            }
+        }
+    }
+}
 
 /// Parameters of IpInsight (see the module documentation).
 #[derive(Debug, Clone)]
@@ -67,6 +164,8 @@ pub struct IpOptions {
     /// Days of the baseline a provider must have been seen on to make its other addresses
     /// usual (with an ASN database).
     pub min_provider_days: u32,
+    /// The table judged.
+    pub table: IpTable,
 }
 
 impl Default for IpOptions {
@@ -80,6 +179,7 @@ impl Default for IpOptions {
             gap_minutes: 60,
             whitelist: Vec::new(),
             min_provider_days: 2,
+            table: IpTable::Events,
         }
     }
 }
@@ -156,7 +256,7 @@ impl Counts {
 
 impl crate::Job for IpOptions {
     fn name(&self) -> &'static str {
-        JOB
+        self.table.job()
     }
 
     fn title(&self) -> &'static str {
@@ -302,7 +402,10 @@ pub async fn run(
     run: &RunOptions,
 ) -> Result<Findings> {
     let mut report = Counts::default();
-    let Some((since, until)) = crate::judged_range(store, JOB, run)? else {
+    let cols = opts.table.columns();
+    let Some((since, until)) =
+        crate::judged_range_in(opts.table.days(store)?, store, opts.table.job(), run)?
+    else {
         return Ok(Findings::default());
     };
     let mut findings = Findings {
@@ -313,11 +416,15 @@ pub async fn run(
     let window = opts.baseline_days.max(1) as i32;
     let read_from = since - chrono::Duration::days(i64::from(window));
     let sql = format!(
-        "SELECT {IDENTITY_SQL} AS account, {PRINCIPAL_SQL} AS principal, \
-         coalesce(sourceIpAddress, '') AS ip, eventDate AS day, count(*) AS n FROM events \
-         WHERE eventDate >= {} AND eventDate <= {} GROUP BY 1, 2, 3, 4",
+        "SELECT {} AS account, {} AS principal, coalesce({}, '') AS ip, {day} AS day, \
+         count(*) AS n FROM {} WHERE {day} >= {} AND {day} <= {} GROUP BY 1, 2, 3, 4",
+        cols.account,
+        cols.principal,
+        cols.ip,
+        cols.table,
         sql_date(read_from),
-        sql_date(until)
+        sql_date(until),
+        day = cols.day,
     );
     let batches = engine.collect(&sql).await?;
 
@@ -537,12 +644,9 @@ async fn details(
     let ip_lits: Vec<Expr> = ip_list.iter().map(|s| lit(*s)).collect();
     let df = engine
         .sql(&format!(
-            "SELECT eventId AS id, eventTime AS t, acsRegion AS region, eventDate AS day, \
-             {IDENTITY_SQL} AS account, {PRINCIPAL_SQL} AS principal, \
-             userIdentity.type AS kind, userIdentity.userName AS uname, \
-             userIdentity.accessKeyId AS akid, userIdentity.principalId AS pid, \
-             sourceIpAddress AS ip, userAgent AS agent, eventName AS name, errorCode AS code \
-             FROM events"
+            "SELECT {} FROM {}",
+            opts.table.columns().details,
+            opts.table.columns().table
         ))
         .await?
         .filter(
@@ -647,6 +751,8 @@ async fn details(
                     .insert("newProvider".into(), json!(flag.new_provider));
                 i.context
                     .insert("newCountry".into(), json!(flag.new_country));
+                i.context
+                    .insert("table".into(), json!(opts.table.columns().table));
                 out.push(i);
             }
             start = k;

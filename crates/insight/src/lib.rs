@@ -476,7 +476,17 @@ pub fn judged_range(
     job: &str,
     run: &RunOptions,
 ) -> Result<Option<(NaiveDate, NaiveDate)>> {
-    let Some((first, last)) = data_days(store)? else {
+    judged_range_in(data_days(store)?, store, job, run)
+}
+
+/// [`judged_range`] for a table whose first and last days are `days`.
+pub fn judged_range_in(
+    days: Option<(NaiveDate, NaiveDate)>,
+    store: &Store,
+    job: &str,
+    run: &RunOptions,
+) -> Result<Option<(NaiveDate, NaiveDate)>> {
+    let Some((first, last)) = days else {
         return Ok(None);
     };
     let since = match (run.since, run.backtest) {
