@@ -792,6 +792,11 @@ pub struct GenArgs {
     /// error storm, and the nearby and whitelisted IPs that must raise nothing).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=10_000))]
     pub anomalies: u32,
+    /// Also write this many data-audit logs (DescribeAuditLogs pages, under DataAudit/) of
+    /// the same accounts, users and addresses; --anomalies applies to them too.
+    #[arg(long, default_value_t = 0,
+          value_parser = clap::value_parser!(u64).range(0..=10_000_000_000))]
+    pub audit_logs: u64,
     /// Write the labels of the injected anomalies to this file (JSON).
     #[arg(long, value_name = "FILE")]
     pub labels: Option<PathBuf>,

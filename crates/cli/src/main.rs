@@ -993,15 +993,28 @@ fn gen_events(a: args::GenArgs) -> Result<ExitCode> {
         ..Default::default()
     };
     let stats = trail_gen::generate(&cfg, &a.out)?;
+    let audit = if a.audit_logs > 0 {
+        trail_gen::audit::generate_audit_logs(&cfg, a.audit_logs, a.anomalies, &a.out)?
+    } else {
+        trail_gen::audit::AuditStats::default()
+    };
     if let Some(path) = &a.labels {
-        let labels: Vec<serde_json::Value> = stats.labels.iter().map(|l| l.to_json()).collect();
+        let labels: Vec<serde_json::Value> = stats
+            .labels
+            .iter()
+            .map(|l| l.to_json())
+            .chain(audit.labels.iter().map(|l| l.to_json()))
+            .collect();
         std::fs::write(path, serde_json::to_vec_pretty(&labels)?)
             .with_context(|| format!("writing labels to {}", path.display()))?;
     }
     if a.json {
         println!(
             "{}",
-            serde_json::json!({"events": stats.events, "files": stats.files, "bytes_uncompressed": stats.bytes_uncompressed})
+            serde_json::json!({"events": stats.events, "files": stats.files,
+                "bytes_uncompressed": stats.bytes_uncompressed, "audit_logs": audit.logs,
+                "audit_log_files": audit.files,
+                "audit_log_bytes_uncompressed": audit.bytes_uncompressed})
         );
         return Ok(ExitCode::SUCCESS);
     }
@@ -1012,6 +1025,15 @@ fn gen_events(a: args::GenArgs) -> Result<ExitCode> {
         human_bytes(stats.bytes_uncompressed),
         visible(&a.out.display().to_string())
     );
+    if audit.logs > 0 {
+        println!(
+            "generated {} data-audit logs in {} files ({} uncompressed) under {}",
+            audit.logs,
+            audit.files,
+            human_bytes(audit.bytes_uncompressed),
+            visible(&a.out.join("DataAudit").display().to_string())
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

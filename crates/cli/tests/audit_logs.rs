@@ -643,3 +643,100 @@ fn the_joined_analyses_find_the_planted_intrusion() {
         "the failed sign-ins before the takeover"
     );
 }
+
+#[test]
+fn generated_audit_logs_carry_labelled_anomalies_that_the_analyses_find() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    let labels_path = dir.path().join("labels.json");
+    let o = run(&[
+        "gen",
+        "--out",
+        tree.to_str().unwrap(),
+        "--events",
+        "2000",
+        "--days",
+        "20",
+        "--audit-logs",
+        "20000",
+        "--anomalies",
+        "1",
+        "--labels",
+        labels_path.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let g = json(&o);
+    assert_eq!(g["audit_logs"], 20_000 + 16, "{g}");
+    let labels: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(&labels_path).unwrap()).unwrap();
+    let audit: Vec<&serde_json::Value> = labels
+        .iter()
+        .filter(|l| l["table"] == "audit_logs")
+        .collect();
+    assert_eq!(audit.len(), 4);
+    let label = |kind: &str| *audit.iter().find(|l| l["kind"] == kind).unwrap();
+
+    let store = dir.path().join("store");
+    let s = json(&ok_on(
+        &store,
+        &["ingest", "--json", tree.to_str().unwrap()],
+    ));
+    assert_eq!(s["audit_logs_ingested"], 20_016, "{s}");
+    assert_eq!(s["ingested"], g["events"], "{s}");
+
+    // IpInsight over audit logs finds the two foreign addresses and nothing else.
+    let r = json(&ok_on(
+        &store,
+        &["insight", "ip", "--table", "audit_logs", "--json"],
+    ));
+    let mut found: Vec<(String, String)> = r["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["insightDetails"]["state"] == "Start")
+        .map(|x| {
+            (
+                x["userIdentity"]["principalId"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+                x["insightDetails"]["insightObject"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            )
+        })
+        .collect();
+    found.sort();
+    let mut want: Vec<(String, String)> = ["new_client_ip", "failed_burst"]
+        .iter()
+        .map(|k| {
+            let l = label(k);
+            (
+                format!(
+                    "{}/{}",
+                    l["InstanceName"].as_str().unwrap(),
+                    l["UserName"].as_str().unwrap()
+                ),
+                l["ClientIp"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    want.sort();
+    assert_eq!(found, want, "{r}");
+
+    // Each analysis finds its planted statement, and only it.
+    for (query, kind, column) in [
+        ("audit_bulk_reads", "bulk_read", "ClientIp"),
+        ("audit_destructive_statements", "destructive", "ClientIp"),
+        ("audit_failed_statement_burst", "failed_burst", "ClientIp"),
+    ] {
+        let rows = json(&ok_on(&store, &["run", query, "--format", "json"]));
+        let rows = rows.as_array().unwrap();
+        assert_eq!(rows.len(), 1, "{query}: {rows:?}");
+        let l = label(kind);
+        assert_eq!(rows[0][column], l["ClientIp"], "{query}: {rows:?}");
+        assert_eq!(rows[0]["UserName"], l["UserName"], "{query}: {rows:?}");
+    }
+}

@@ -32,6 +32,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Zipf};
 use serde_json::{Value, json};
 
+pub mod audit;
 pub mod world;
 
 /// Regions in the order they are used; weights fall off with the index.
