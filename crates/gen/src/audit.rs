@@ -148,7 +148,6 @@ fn world(cfg: &GenConfig) -> (Vec<Account>, Vec<DbUser>) {
                     db,
                 )
             })
-            .map(|(n, c, p, d)| (n, c, p, d))
             .collect();
         accounts.push(Account {
             id: id.account.clone(),
