@@ -115,17 +115,17 @@ fn integer(v: &Value) -> Option<i64> {
     }
 }
 
-fn typed(name: &str, t: AuditType, v: &Value) -> std::result::Result<Cell, String> {
+fn typed(name: &str, t: AuditType, v: Value) -> std::result::Result<Cell, String> {
     if v.is_null() {
         return Ok(Cell::Null);
     }
     match t {
         AuditType::Time => {
-            let ms = integer(v).ok_or_else(|| {
+            let ms = integer(&v).ok_or_else(|| {
                 format!(
                     "`{name}` is {} ({}), not a UNIX time in milliseconds",
-                    describe(v),
-                    shown(v)
+                    describe(&v),
+                    shown(&v)
                 )
             })?;
             let us = ms
@@ -136,56 +136,100 @@ fn typed(name: &str, t: AuditType, v: &Value) -> std::result::Result<Cell, Strin
                 })?;
             Ok(Cell::Time(us))
         }
-        AuditType::Int => integer(v)
-            .map(Cell::Int)
-            .ok_or_else(|| format!("`{name}` is {} ({}), not an integer", describe(v), shown(v))),
-        AuditType::Bool => match v {
+        AuditType::Int => integer(&v).map(Cell::Int).ok_or_else(|| {
+            format!(
+                "`{name}` is {} ({}), not an integer",
+                describe(&v),
+                shown(&v)
+            )
+        }),
+        AuditType::Bool => match &v {
             Value::Bool(b) => Ok(Cell::Bool(*b)),
             Value::String(s) if s.eq_ignore_ascii_case("true") => Ok(Cell::Bool(true)),
             Value::String(s) if s.eq_ignore_ascii_case("false") => Ok(Cell::Bool(false)),
             _ => Err(format!(
                 "`{name}` is {} ({}), not true or false",
-                describe(v),
-                shown(v)
+                describe(&v),
+                shown(&v)
             )),
         },
         AuditType::Text => match v {
-            Value::String(s) => Ok(Cell::Text(s.clone())),
+            Value::String(s) => Ok(Cell::Text(s)),
             Value::Number(_) | Value::Bool(_) => Ok(Cell::Text(v.to_string())),
             _ => Err(format!(
                 "`{name}` is {}, where the API documents text",
-                describe(v)
+                describe(&v)
             )),
         },
+    }
+}
+
+/// A JSON object's fields in order (an error for anything else).
+struct Entries(Vec<(String, Value)>);
+
+impl<'de> serde::Deserialize<'de> for Entries {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Entries;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<Entries, A::Error> {
+                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(40));
+                while let Some(entry) = map.next_entry::<String, Value>()? {
+                    out.push(entry);
+                }
+                Ok(Entries(out))
+            }
+        }
+        d.deserialize_map(Visit)
     }
 }
 
 /// Parse a record as an audit log: `Ok(None)` when it is not one (an event, or not an
 /// object), an error (for the quarantine) when it is one but a field is unusable.
 pub fn parse_audit_log(text: &str) -> std::result::Result<Option<AuditLog>, String> {
-    let Ok(Value::Object(map)) = serde_json::from_str::<Value>(text) else {
+    // The fields in order, without building a map: a record is read once, its text values
+    // moved into the cells.
+    let Ok(Entries(entries)) = serde_json::from_str::<Entries>(text) else {
         return Ok(None);
     };
-    let has = |k: &str| map.keys().any(|m| m.eq_ignore_ascii_case(k));
-    if !has(schema::AUDIT_LOG_TIME) || has("eventTime") || has("eventName") {
-        return Ok(None);
-    }
     let mut cells = vec![Cell::Null; AUDIT_COLUMNS.len()];
     let mut seen = vec![false; AUDIT_COLUMNS.len()];
-    for (key, value) in &map {
+    let mut found = Vec::with_capacity(entries.len());
+    for (key, value) in entries {
+        if key.eq_ignore_ascii_case("eventTime") || key.eq_ignore_ascii_case("eventName") {
+            return Ok(None);
+        }
         let Some(i) = AUDIT_COLUMNS
             .iter()
-            .position(|(n, _)| n.eq_ignore_ascii_case(key))
+            .position(|(n, _)| *n == key)
+            .or_else(|| {
+                AUDIT_COLUMNS
+                    .iter()
+                    .position(|(n, _)| n.eq_ignore_ascii_case(&key))
+            })
         else {
             continue; // kept in `raw`
         };
-        let (name, t) = AUDIT_COLUMNS[i];
+        let (name, _) = AUDIT_COLUMNS[i];
         if seen[i] {
             return Err(format!(
                 "`{name}` appears twice (as `{key}` too); which one holds is unclear"
             ));
         }
         seen[i] = true;
+        found.push((i, value));
+    }
+    if !seen[0] {
+        return Ok(None);
+    }
+    for (i, value) in found {
+        let (name, t) = AUDIT_COLUMNS[i];
         cells[i] = typed(name, t, value)?;
     }
     let Cell::Time(log_time_us) = cells[0] else {

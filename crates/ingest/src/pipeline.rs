@@ -228,7 +228,7 @@ fn not_an_event(
     name: &Arc<str>,
     text: &str,
     loc: Location,
-    event_error: String,
+    event_error: &dyn Fn() -> String,
     opts: &IngestOptions,
     out: &mut Decoded,
 ) {
@@ -249,7 +249,7 @@ fn not_an_event(
             out.rows += 1;
             out.bytes += grown;
         }
-        Ok(None) => out.bad.push(bad(name, loc, event_error, text.as_bytes())),
+        Ok(None) => out.bad.push(bad(name, loc, event_error(), text.as_bytes())),
         Err(error) => out.bad.push(bad(
             name,
             loc,
@@ -278,11 +278,25 @@ fn handle(name: &Arc<str>, item: Item<'_>, opts: &IngestOptions, out: &mut Decod
                 ));
                 return;
             }
+            // A data-audit log or a page of them names no event field: it skips the event
+            // parser, which would read all of it only to fail.
+            if !text.contains("ventTime")
+                && !text.contains("ventName")
+                && (text.contains("\"LogTime\"") || text.contains("\"Items\""))
+            {
+                let why = || match parse_event(text) {
+                    Err(e) => e.to_string(),
+                    Ok(_) => "neither an event nor a data-audit log".to_owned(),
+                };
+                return not_an_event(name, text, loc, &why, opts, out);
+            }
             match parse_event(text) {
-                Err(e) => not_an_event(name, text, loc, e.to_string(), opts, out),
+                Err(e) => not_an_event(name, text, loc, &|| e.to_string(), opts, out),
                 Ok(event) => match check(&event, &opts.normalize) {
                     Err(Rejection::Insight) => out.insight += 1,
-                    Err(Rejection::Bad(error)) => not_an_event(name, text, loc, error, opts, out),
+                    Err(Rejection::Bad(error)) => {
+                        not_an_event(name, text, loc, &|| error.clone(), opts, out)
+                    }
                     Ok(checked) => {
                         let b = out.builder(checked.region, checked.date);
                         let before = b.bytes;
