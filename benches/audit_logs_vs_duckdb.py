@@ -49,19 +49,9 @@ def item_struct():
 
 
 def generate(logs, work):
-    data = os.path.join(work, f"gen-audit-{logs}")
-    marker = os.path.join(data, ".complete.json")
-    if os.path.exists(marker):
-        with open(marker) as f:
-            return data, json.load(f)
-    shutil.rmtree(data, ignore_errors=True)
-    _, _, out = common.run_measured([common.trail_binary(), "gen", "--json", "--out", data,
-                                     "--events", "1", "--days", "30", "--audit-logs", str(logs),
-                                     "--anomalies", "5"])
-    stats = json.loads(out)
-    with open(marker, "w") as f:
-        json.dump(stats, f)
-    return data, stats
+    return common.generate_once(os.path.join(work, f"gen-audit-{logs}"),
+                                ["--events", "1", "--days", "30", "--audit-logs", str(logs),
+                                 "--anomalies", "5"])
 
 
 def duck_ingest_sql(src, out, threads):

@@ -52,22 +52,10 @@ ANOMALIES = 20
 
 def generate(events, work):
     """Generate (once) the delivery tree for `events` events; returns (dir, stats)."""
-    data = os.path.join(work, f"gen-{events}")
-    marker = os.path.join(data, ".complete.json")
-    if os.path.exists(marker):
-        with open(marker) as f:
-            return data, json.load(f)
-    shutil.rmtree(data, ignore_errors=True)
     labels = os.path.join(work, f"gen-{events}.labels.json")
-    _, _, out = common.run_measured([common.trail_binary(), "gen", "--json", "--out", data,
-                                     "--events", str(events), "--anomalies", str(ANOMALIES),
-                                     "--labels", labels])
-    stats = json.loads(out)
-    stats["compressed_bytes"] = sum(
-        os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(data) for f in fs)
-    with open(marker, "w") as f:
-        json.dump(stats, f)
-    return data, stats
+    return common.generate_once(os.path.join(work, f"gen-{events}"),
+                                ["--events", str(events), "--anomalies", str(ANOMALIES),
+                                 "--labels", labels])
 
 
 def duckdb_sql(src, out, threads, tuned, memory_limit):
