@@ -1,6 +1,8 @@
 -- name: audit_activity_summary
 -- title: Data-audit activity per instance and database
 -- description: Data-audit logs per data asset instance and database: statements, users, client IPs, rows, failures, alerts at each risk level, first and last log.
+-- flags: nothing; an overview of every instance and database in the audit logs
+-- ignores: nothing in the window
 -- fields: audit_logs: LogTime, InstanceName, DatabaseName, UserName, ClientIp, EffectRow, ExecuteStatus, WarnLevel
 -- param: since = 1970-01-01 00:00:00  (start of the window, UTC)
 -- param: until = 2200-01-01 00:00:00  (end of the window, UTC, exclusive)
