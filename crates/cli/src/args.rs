@@ -129,6 +129,10 @@ pub enum Command {
     Lookup(LookupArgs),
     /// Query data-audit logs like the DescribeAuditLogs API, on the local store.
     AuditLogs(Box<AuditLogsArgs>),
+    /// Trails: which events go where (CreateTrail, DescribeTrails, UpdateTrail, DeleteTrail,
+    /// StartLogging, StopLogging, GetTrailStatus on the local store).
+    #[command(subcommand)]
+    Trails(TrailsCommand),
     /// Find insight events: unusual source IPs per identity, unusual API call and error rates.
     #[command(subcommand)]
     Insight(InsightCommand),
@@ -166,6 +170,7 @@ impl Command {
             Command::Lookup(a) => Some(&a.query.store),
             Command::AuditLogs(a) => Some(&a.query.store),
             Command::Insight(c) => Some(&c.query().store),
+            Command::Trails(c) => Some(&c.common().store),
             Command::Sigma(SigmaCommand::Run(a)) => Some(&a.query.store),
             Command::Detect(a) => Some(&a.query.store),
             Command::Queries(_)
@@ -214,6 +219,7 @@ impl Command {
             Command::Run(_) => "run",
             Command::Lookup(_) => "lookup",
             Command::AuditLogs(_) => "audit-logs",
+            Command::Trails(c) => c.name(),
             Command::Insight(InsightCommand::Ip(_)) => "insight ip",
             Command::Insight(InsightCommand::Rate(_)) => "insight rate",
             Command::Insight(InsightCommand::Export(_)) => "insight export",
@@ -597,6 +603,158 @@ pub struct LookupArgs {
     /// `json`: the original records with the next token; `table`: a summary line per event.
     #[arg(long, value_enum, default_value = "table")]
     pub output: LookupOutput,
+}
+
+/// Options every `trail trails` command takes.
+#[derive(Args)]
+pub struct TrailCommon {
+    #[command(flatten)]
+    pub store: StoreArg,
+    /// `json`: the API's response (or error) shape; `table`: for people.
+    #[arg(long, value_enum, default_value = "table")]
+    pub output: LookupOutput,
+    /// Fail at once if another trail process is writing the store, instead of waiting.
+    #[arg(long, env = "TRAIL_NO_WAIT")]
+    pub no_wait: bool,
+}
+
+/// A trail's settable fields (CreateTrail and UpdateTrail parameters).
+#[derive(Args)]
+pub struct TrailSpecArgs {
+    /// The OSS bucket events are delivered to (3 to 63 characters: lowercase letters, digits,
+    /// `-`; a letter or digit first). An empty value clears it (update).
+    #[arg(long, value_name = "BUCKET")]
+    pub oss_bucket: Option<String>,
+    /// The key prefix in the bucket (6 to 32 characters: letters, digits, `-`, `/`, `_`; a
+    /// letter first; may be empty).
+    #[arg(long, value_name = "PREFIX")]
+    pub oss_key_prefix: Option<String>,
+    /// The role the delivery assumes to write the bucket.
+    #[arg(long, value_name = "ARN")]
+    pub oss_write_role_arn: Option<String>,
+    /// A local directory that stands for the bucket: delivery writes there, in the bucket's
+    /// layout.
+    #[arg(long, value_name = "PATH")]
+    pub dir: Option<PathBuf>,
+    /// The Log Service project (`acs:log:<region>:<account>:project/<name>`).
+    #[arg(long, value_name = "ARN")]
+    pub sls_project_arn: Option<String>,
+    /// The role the delivery assumes to write the project.
+    #[arg(long, value_name = "ARN")]
+    pub sls_write_role_arn: Option<String>,
+    /// Which events: `Read`, `Write` (the default at creation) or `All`.
+    #[arg(long = "event-rw", value_name = "Read|Write|All")]
+    pub event_rw: Option<String>,
+    /// `All` (the default at creation) or regions separated by commas.
+    #[arg(long, value_name = "All|REGION,...")]
+    pub trail_region: Option<String>,
+    /// A multi-account trail: every member account of the resource directory.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub organization: Option<bool>,
+}
+
+impl TrailSpecArgs {
+    pub fn spec(&self, home_region: Option<String>) -> trail_store::trails::TrailSpec {
+        trail_store::trails::TrailSpec {
+            oss_bucket_name: self.oss_bucket.clone(),
+            oss_key_prefix: self.oss_key_prefix.clone(),
+            oss_write_role_arn: self.oss_write_role_arn.clone(),
+            sls_project_arn: self.sls_project_arn.clone(),
+            sls_write_role_arn: self.sls_write_role_arn.clone(),
+            local_directory: self.dir.clone(),
+            event_rw: self.event_rw.clone(),
+            trail_region: self.trail_region.clone(),
+            is_organization_trail: self.organization,
+            home_region,
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct TrailCreateArgs {
+    #[command(flatten)]
+    pub common: TrailCommon,
+    /// The trail's name (6 to 36 characters: lowercase letters, digits, `-`, `_`; a lowercase
+    /// letter first).
+    #[arg(long)]
+    pub name: String,
+    #[command(flatten)]
+    pub spec: TrailSpecArgs,
+    /// The region the trail is created in (global events are delivered under it).
+    #[arg(long, default_value = "cn-hangzhou")]
+    pub home_region: String,
+}
+
+#[derive(Args)]
+pub struct TrailUpdateArgs {
+    #[command(flatten)]
+    pub common: TrailCommon,
+    /// The trail.
+    pub name: String,
+    #[command(flatten)]
+    pub spec: TrailSpecArgs,
+}
+
+#[derive(Args)]
+pub struct TrailNameArgs {
+    #[command(flatten)]
+    pub common: TrailCommon,
+    /// The trail.
+    pub name: String,
+}
+
+#[derive(Args)]
+pub struct TrailListArgs {
+    #[command(flatten)]
+    pub common: TrailCommon,
+}
+
+#[derive(Subcommand)]
+pub enum TrailsCommand {
+    /// Create a trail (stopped; `start` starts it).
+    Create(TrailCreateArgs),
+    /// List the trails.
+    List(TrailListArgs),
+    /// Show one trail.
+    Describe(TrailNameArgs),
+    /// Change a trail: the options given change, an empty value clears an optional one.
+    Update(TrailUpdateArgs),
+    /// Delete a trail.
+    Delete(TrailNameArgs),
+    /// Start logging.
+    Start(TrailNameArgs),
+    /// Stop logging.
+    Stop(TrailNameArgs),
+    /// Whether the trail is logging, and its latest delivery.
+    Status(TrailNameArgs),
+}
+
+impl TrailsCommand {
+    pub fn common(&self) -> &TrailCommon {
+        match self {
+            TrailsCommand::Create(a) => &a.common,
+            TrailsCommand::List(a) => &a.common,
+            TrailsCommand::Update(a) => &a.common,
+            TrailsCommand::Describe(a)
+            | TrailsCommand::Delete(a)
+            | TrailsCommand::Start(a)
+            | TrailsCommand::Stop(a)
+            | TrailsCommand::Status(a) => &a.common,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            TrailsCommand::Create(_) => "trails create",
+            TrailsCommand::List(_) => "trails list",
+            TrailsCommand::Describe(_) => "trails describe",
+            TrailsCommand::Update(_) => "trails update",
+            TrailsCommand::Delete(_) => "trails delete",
+            TrailsCommand::Start(_) => "trails start",
+            TrailsCommand::Stop(_) => "trails stop",
+            TrailsCommand::Status(_) => "trails status",
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]

@@ -217,6 +217,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Lookup(a) => lookup(&setup, a),
         Command::AuditLogs(a) => audit_logs(&setup, *a),
         Command::Insight(c) => insight(&setup, c),
+        Command::Trails(c) => trails(&setup, c),
         Command::Sigma(SigmaCommand::Check(a)) => sigma_check(a),
         Command::Sigma(SigmaCommand::Run(a)) => sigma_run(&setup, a),
         Command::Detect(a) => detect(&setup, a),
@@ -419,6 +420,155 @@ fn audit_logs(setup: &Setup, a: args::AuditLogsArgs) -> Result<ExitCode> {
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn trails(setup: &Setup, cmd: args::TrailsCommand) -> Result<ExitCode> {
+    use args::TrailsCommand as T;
+    use trail_store::trails;
+    let json_out = matches!(cmd.common().output, args::LookupOutput::Json);
+    let wait = !cmd.common().no_wait;
+    let request_id = trail_request_id();
+    let open = || trail_store::Store::open(&setup.store);
+    let result: std::result::Result<serde_json::Value, trails::TrailsError> = (|| {
+        let store = open()?;
+        Ok(match cmd {
+            T::Create(a) => {
+                let t = trails::create(
+                    &store,
+                    &a.name,
+                    a.spec.spec(Some(a.home_region.clone())),
+                    wait,
+                )?;
+                trail_response(&t)
+            }
+            T::Update(a) => {
+                trail_response(&trails::update(&store, &a.name, a.spec.spec(None), wait)?)
+            }
+            T::List(_) => serde_json::json!({"TrailList": trails::list(&store)?}),
+            T::Describe(a) => {
+                serde_json::json!({"TrailList": [trails::describe(&store, &a.name)?]})
+            }
+            T::Delete(a) => {
+                trails::delete(&store, &a.name, wait)?;
+                serde_json::json!({})
+            }
+            T::Start(a) => {
+                trails::start(&store, &a.name, wait)?;
+                serde_json::json!({})
+            }
+            T::Stop(a) => {
+                trails::stop(&store, &a.name, wait)?;
+                serde_json::json!({})
+            }
+            T::Status(a) => {
+                let t = trails::describe(&store, &a.name)?;
+                serde_json::json!({
+                    "IsLogging": t.is_logging(),
+                    "StartLoggingTime": t.start_logging_time,
+                    "StopLoggingTime": t.stop_logging_time,
+                    "LatestDeliveryTime": t.latest_delivery_time,
+                    "LatestDeliveryError": t.latest_delivery_error,
+                })
+            }
+        })
+    })();
+    let mut out = std::io::stdout().lock();
+    match result {
+        Ok(mut v) => {
+            if let Some(o) = v.as_object_mut() {
+                o.insert("RequestId".into(), request_id.into());
+            }
+            if json_out {
+                writeln!(out, "{}", serde_json::to_string(&v)?)?;
+            } else {
+                print_trails(&mut out, &v)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(trails::TrailsError::Rule(e)) => {
+            if json_out {
+                let v = serde_json::json!({
+                    "RequestId": request_id,
+                    "HostId": "actiontrail.local",
+                    "Code": e.code,
+                    "Message": e.message,
+                    "Parameter": e.parameter,
+                    "Value": e.value,
+                });
+                writeln!(out, "{v}")?;
+            }
+            eprintln!("error: {}", visible(&e.to_string()));
+            Ok(ExitCode::FAILURE)
+        }
+        Err(trails::TrailsError::Store(e)) => Err(e.into()),
+    }
+}
+
+/// CreateTrail's and UpdateTrail's response: the trail's settings.
+fn trail_response(t: &trail_store::trails::Trail) -> serde_json::Value {
+    serde_json::json!({
+        "Name": t.name,
+        "HomeRegion": t.home_region,
+        "OssBucketName": t.oss_bucket_name,
+        "OssKeyPrefix": t.oss_key_prefix,
+        "OssWriteRoleArn": t.oss_write_role_arn,
+        "SlsProjectArn": t.sls_project_arn,
+        "SlsWriteRoleArn": t.sls_write_role_arn,
+        "EventRW": t.event_rw,
+        "TrailRegion": t.trail_region,
+        "IsOrganizationTrail": t.is_organization_trail,
+        "LocalDirectory": t.local_directory,
+    })
+}
+
+/// A request id in the vendor's form (random).
+fn trail_request_id() -> String {
+    use std::hash::{BuildHasher, RandomState};
+    let (a, b) = (
+        RandomState::new().hash_one(1u8),
+        RandomState::new().hash_one(2u8),
+    );
+    let h = format!("{a:016X}{b:016X}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// A trails response for people: each trail's fields, or `done`.
+fn print_trails(out: &mut impl Write, v: &serde_json::Value) -> Result<()> {
+    let show = |x: &serde_json::Value| match x {
+        serde_json::Value::Null => "-".to_owned(),
+        serde_json::Value::String(s) => visible(s),
+        other => other.to_string(),
+    };
+    let list: Vec<&serde_json::Value> = match v.get("TrailList") {
+        Some(serde_json::Value::Array(l)) => l.iter().collect(),
+        _ => vec![v],
+    };
+    if list.is_empty() {
+        writeln!(out, "no trails")?;
+    }
+    for (k, t) in list.iter().enumerate() {
+        if k > 0 {
+            writeln!(out)?;
+        }
+        if let Some(o) = t.as_object() {
+            for (key, value) in o {
+                if key != "RequestId" {
+                    writeln!(out, "{key:<20} {}", show(value))?;
+                }
+            }
+            if o.len() <= 1 {
+                writeln!(out, "done")?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn ingest(store: &Path, a: args::IngestArgs) -> Result<ExitCode> {

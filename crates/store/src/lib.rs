@@ -10,6 +10,7 @@
 //!   _trail/LOCK               held by the one writer (ingest, compact) at a time
 //!   _trail/staging/           files being written; never read by anyone
 //!   _trail/quarantine/        bad input records with their errors, one NDJSON file per run
+//!   _trail/trails.json        the trails (which events go where), see [`trails`]
 //! ```
 //!
 //! * [`schema`] owns the canonical Arrow schema and its column names.
@@ -36,6 +37,7 @@ pub mod manifest;
 pub mod order;
 pub mod props;
 pub mod schema;
+pub mod trails;
 
 pub use error::{Result, StoreError};
 pub use manifest::{FileEntry, Manifest, Snapshot, Store, WriteGuard};
