@@ -133,6 +133,9 @@ pub enum Command {
     /// StartLogging, StopLogging, GetTrailStatus on the local store).
     #[command(subcommand)]
     Trails(TrailsCommand),
+    /// Deliver what started trails select, in the vendor's layout, since their last delivery
+    /// (also done after every ingest while a trail is started).
+    Deliver(DeliverArgs),
     /// Find insight events: unusual source IPs per identity, unusual API call and error rates.
     #[command(subcommand)]
     Insight(InsightCommand),
@@ -171,6 +174,7 @@ impl Command {
             Command::AuditLogs(a) => Some(&a.query.store),
             Command::Insight(c) => Some(&c.query().store),
             Command::Trails(c) => Some(&c.common().store),
+            Command::Deliver(a) => Some(&a.query.store),
             Command::Sigma(SigmaCommand::Run(a)) => Some(&a.query.store),
             Command::Detect(a) => Some(&a.query.store),
             Command::Queries(_)
@@ -189,6 +193,7 @@ impl Command {
             Command::Run(a) => Some(&a.query),
             Command::Lookup(a) => Some(&a.query),
             Command::AuditLogs(a) => Some(&a.query),
+            Command::Deliver(a) => Some(&a.query),
             Command::Insight(c) => Some(c.query()),
             Command::Sigma(SigmaCommand::Run(a)) => Some(&a.query),
             Command::Detect(a) => Some(&a.query),
@@ -220,6 +225,7 @@ impl Command {
             Command::Lookup(_) => "lookup",
             Command::AuditLogs(_) => "audit-logs",
             Command::Trails(c) => c.name(),
+            Command::Deliver(_) => "deliver",
             Command::Insight(InsightCommand::Ip(_)) => "insight ip",
             Command::Insight(InsightCommand::Rate(_)) => "insight rate",
             Command::Insight(InsightCommand::Export(_)) => "insight export",
@@ -603,6 +609,21 @@ pub struct LookupArgs {
     /// `json`: the original records with the next token; `table`: a summary line per event.
     #[arg(long, value_enum, default_value = "table")]
     pub output: LookupOutput,
+}
+
+#[derive(Args)]
+pub struct DeliverArgs {
+    #[command(flatten)]
+    pub query: QueryArgs,
+    /// Only this trail (it must be started).
+    #[arg(long, value_name = "NAME")]
+    pub trail: Option<String>,
+    /// Fail at once if another trail process is writing the store, instead of waiting.
+    #[arg(long, env = "TRAIL_NO_WAIT")]
+    pub no_wait: bool,
+    /// Print what was delivered as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Options every `trail trails` command takes.

@@ -207,7 +207,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
         return repl(&setup, render::Format::Table);
     };
     match command {
-        Command::Ingest(a) => ingest(&setup.store, a),
+        Command::Ingest(a) => {
+            let code = ingest(&setup.store, a)?;
+            deliver_after_ingest(&setup)?;
+            Ok(code)
+        }
         Command::Compact(a) => compact(&setup.store, a),
         Command::Info(a) => info(&setup.store, a.json),
         Command::Sql(a) => sql(&setup, a),
@@ -218,6 +222,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::AuditLogs(a) => audit_logs(&setup, *a),
         Command::Insight(c) => insight(&setup, c),
         Command::Trails(c) => trails(&setup, c),
+        Command::Deliver(a) => deliver(&setup, a),
         Command::Sigma(SigmaCommand::Check(a)) => sigma_check(a),
         Command::Sigma(SigmaCommand::Run(a)) => sigma_run(&setup, a),
         Command::Detect(a) => detect(&setup, a),
@@ -502,6 +507,66 @@ fn trails(setup: &Setup, cmd: args::TrailsCommand) -> Result<ExitCode> {
         }
         Err(trails::TrailsError::Store(e)) => Err(e.into()),
     }
+}
+
+fn deliver(setup: &Setup, a: args::DeliverArgs) -> Result<ExitCode> {
+    let done = setup.runtime()?.block_on(async {
+        let engine = setup.engine().await?;
+        let store = trail_store::Store::open(&setup.store)?;
+        Ok::<_, anyhow::Error>(
+            trail_query::deliver::deliver(&engine, &store, a.trail.as_deref(), !a.no_wait).await?,
+        )
+    })?;
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        let v: Vec<serde_json::Value> = done
+            .iter()
+            .map(|d| {
+                serde_json::json!({"trail": d.trail, "events": d.events, "files": d.files,
+                    "days_checked": d.days_checked})
+            })
+            .collect();
+        writeln!(out, "{}", serde_json::Value::from(v))?;
+    } else if done.is_empty() {
+        writeln!(out, "no started trail to deliver (trail trails start NAME)")?;
+    } else {
+        for d in &done {
+            writeln!(
+                out,
+                "trail {}: {} events delivered in {} files ({} days checked)",
+                visible(&d.trail),
+                d.events,
+                d.files,
+                d.days_checked
+            )?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// After an ingest, deliver for the started trails (nothing to do, and no engine opened,
+/// when none is started).
+fn deliver_after_ingest(setup: &Setup) -> Result<()> {
+    let Ok(store) = trail_store::Store::open(&setup.store) else {
+        return Ok(());
+    };
+    let trails = trail_store::trails::list(&store).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if !trails.iter().any(|t| t.is_logging()) {
+        return Ok(());
+    }
+    let done = setup.runtime()?.block_on(async {
+        let engine = setup.engine().await?;
+        Ok::<_, anyhow::Error>(trail_query::deliver::deliver(&engine, &store, None, true).await?)
+    })?;
+    for d in &done {
+        eprintln!(
+            "trail {}: {} events delivered in {} files",
+            visible(&d.trail),
+            d.events,
+            d.files
+        );
+    }
+    Ok(())
 }
 
 /// CreateTrail's and UpdateTrail's response: the trail's settings.

@@ -364,3 +364,185 @@ fn a_trail_is_described_updated_started_stopped_and_deleted() {
     }
     assert!(stdout(&trails(&store, &["list"])).contains("no trails"));
 }
+
+fn raws(store: &std::path::Path, sql: &str) -> Vec<String> {
+    let o = ok_on(store, &["sql", "--format", "json", "-c", sql]);
+    let mut v: Vec<String> = json(&o)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["raw"].as_str().unwrap().to_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Ingest a trail's delivered tree into a fresh store; its records, sorted.
+fn delivered(dir: &std::path::Path, out: &std::path::Path) -> Vec<String> {
+    let fresh = dir.join(format!(
+        "fresh-{}",
+        out.file_name().unwrap().to_str().unwrap()
+    ));
+    let _ = std::fs::remove_dir_all(&fresh);
+    let o = run_on(&fresh, &["ingest", "--json", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        json(&o)["duplicates"],
+        0,
+        "a delivered tree holds each event once"
+    );
+    raws(&fresh, "SELECT raw FROM events")
+}
+
+#[test]
+fn trails_deliver_exactly_what_they_select_once_in_the_vendors_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    ingest(&store, &[&security("actiontrail.ndjson")]);
+    let outs: Vec<std::path::PathBuf> = ["w", "hz", "org"]
+        .iter()
+        .map(|n| {
+            let p = dir.path().join(n);
+            std::fs::create_dir(&p).unwrap();
+            p
+        })
+        .collect();
+    let s = |p: &std::path::Path| p.to_str().unwrap().to_owned();
+    for args in [
+        vec!["--name", "trail-write", "--dir", &s(&outs[0])],
+        vec![
+            "--name",
+            "trail-all-hz",
+            "--dir",
+            &s(&outs[1]),
+            "--event-rw",
+            "All",
+            "--trail-region",
+            "cn-hangzhou",
+            "--oss-key-prefix",
+            "archive/at",
+        ],
+        vec![
+            "--name",
+            "trail-org",
+            "--dir",
+            &s(&outs[2]),
+            "--event-rw",
+            "Read",
+            "--organization",
+        ],
+    ] {
+        let mut all = vec!["create"];
+        all.extend_from_slice(&args);
+        assert!(trails(&store, &all).status.success());
+        assert!(trails(&store, &["start", args[1]]).status.success());
+    }
+    let selects = [
+        "SELECT raw FROM events WHERE eventRW = 'Write'",
+        "SELECT raw FROM events WHERE coalesce(isGlobal, false) OR acsRegion IS NULL \
+         OR acsRegion = 'cn-hangzhou'",
+        "SELECT raw FROM events WHERE eventRW = 'Read'",
+    ];
+    let check = |what: &str| {
+        for (out, sql) in outs.iter().zip(selects) {
+            let want = raws(&store, sql);
+            assert!(!want.is_empty());
+            assert_eq!(
+                delivered(dir.path(), out),
+                want,
+                "{what}: {}",
+                out.display()
+            );
+        }
+    };
+    let o = ok_on(&store, &["deliver", "--json"]);
+    let d = json(&o);
+    assert_eq!(d.as_array().unwrap().len(), 3, "{d}");
+    check("first delivery");
+    // The vendor's layout: single-account by region and day, multi-account by account too.
+    assert!(
+        outs[1]
+            .join("archive/at/AliyunLogs/Actiontrail/cn-hangzhou/2024/05/01")
+            .is_dir()
+    );
+    assert!(
+        !outs[1]
+            .join("archive/at/AliyunLogs/Actiontrail/ap-southeast-1")
+            .exists()
+    );
+    assert!(
+        outs[2]
+            .join("AliyunLogs/Actiontrail/rd-local/1234567890123456/cn-hangzhou/2024/04/01")
+            .is_dir()
+    );
+
+    // Nothing new: nothing written.
+    let d = json(&ok_on(&store, &["deliver", "--json"]));
+    assert!(
+        d.as_array().unwrap().iter().all(|t| t["events"] == 0),
+        "{d}"
+    );
+
+    // New events arrive (a day that was delivered and a new one): the ingest delivers them.
+    let new = dir.path().join("new.ndjson");
+    let text = std::fs::read_to_string(security("actiontrail.ndjson")).unwrap();
+    let more: Vec<String> = text
+        .lines()
+        .filter(|l| l.contains("\"2024-05-01T1"))
+        .map(|l| {
+            l.replace("\"eventId\":\"", "\"eventId\":\"again-")
+                .replace("2024-05-01T1", "2024-05-03T1")
+        })
+        .chain(
+            text.lines()
+                .filter(|l| l.contains("\"2024-05-02T0"))
+                .map(|l| l.replace("\"eventId\":\"", "\"eventId\":\"late-")),
+        )
+        .collect();
+    assert!(more.len() > 10);
+    std::fs::write(&new, more.join("\n")).unwrap();
+    let o = run_on(&store, &["ingest", new.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("trail trail-write:"), "{}", stderr(&o));
+    check("after an ingest");
+
+    // A delivery that stopped before it recorded its progress, then one that lost files
+    // before writing them: run again, each writes exactly what is missing.
+    let state = store.join("_trail/trails.json");
+    let reset = |state: &std::path::Path| {
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(state).unwrap()).unwrap();
+        for t in v["trails"].as_array_mut().unwrap() {
+            t["DeliveredGeneration"] = serde_json::Value::Null;
+        }
+        std::fs::write(state, v.to_string()).unwrap();
+    };
+    reset(&state);
+    let d = json(&ok_on(&store, &["deliver", "--json"]));
+    assert!(
+        d.as_array().unwrap().iter().all(|t| t["events"] == 0),
+        "{d}"
+    );
+    let day = outs[0].join("AliyunLogs/Actiontrail/cn-hangzhou/2024/05/01");
+    for f in std::fs::read_dir(&day).unwrap() {
+        std::fs::remove_file(f.unwrap().path()).unwrap();
+    }
+    reset(&state);
+    let d = json(&ok_on(
+        &store,
+        &["deliver", "--json", "--trail", "trail-write"],
+    ));
+    assert!(d[0]["events"].as_u64().unwrap() > 0, "{d}");
+    check("after resuming");
+
+    // A stopped trail delivers nothing; status says when it last delivered.
+    assert!(trails(&store, &["stop", "trail-org"]).status.success());
+    let d = json(&ok_on(&store, &["deliver", "--json"]));
+    assert_eq!(d.as_array().unwrap().len(), 2, "{d}");
+    let st = json(&trails(
+        &store,
+        &["status", "trail-org", "--output", "json"],
+    ));
+    assert!(st["LatestDeliveryTime"].is_string(), "{st}");
+    assert!(st["LatestDeliveryError"].is_null(), "{st}");
+}

@@ -16,6 +16,7 @@
 
 pub mod auditlogs;
 mod committed;
+pub mod deliver;
 pub mod findings;
 pub mod ip;
 pub mod ipintel;

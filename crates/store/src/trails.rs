@@ -152,6 +152,9 @@ pub struct Trail {
     pub stop_logging_time: Option<String>,
     pub latest_delivery_time: Option<String>,
     pub latest_delivery_error: Option<String>,
+    /// The store generation delivered through (`None`: nothing delivered yet).
+    #[serde(default)]
+    pub delivered_generation: Option<u64>,
 }
 
 impl Trail {
@@ -456,6 +459,7 @@ pub fn create(store: &Store, name: &str, spec: TrailSpec, wait: bool) -> Result<
         stop_logging_time: None,
         latest_delivery_time: None,
         latest_delivery_error: None,
+        delivered_generation: None,
     };
     check_name(name)?;
     apply(&mut trail, spec)?;
@@ -509,6 +513,28 @@ pub fn stop(store: &Store, name: &str, wait: bool) -> Result<Trail> {
         t.stop_logging_time = Some(now());
         Ok(())
     })
+}
+
+/// Record a delivery of `name`: through `generation` when it succeeded, or its error. The
+/// caller holds the writer lock (`_guard`) for the whole delivery.
+pub fn record_delivery(
+    store: &Store,
+    _guard: &crate::WriteGuard,
+    name: &str,
+    generation: Option<u64>,
+    error: Option<String>,
+) -> Result<()> {
+    let mut trails = list(store)?;
+    let t = trails
+        .iter_mut()
+        .find(|t| t.name == name)
+        .ok_or_else(|| err("TrailNotFoundException", "Name", name))?;
+    t.latest_delivery_time = Some(now());
+    t.latest_delivery_error = error;
+    if let Some(g) = generation {
+        t.delivered_generation = Some(g);
+    }
+    save(store, trails)
 }
 
 /// DeleteTrail.
