@@ -672,6 +672,13 @@ pub struct TrailSpecArgs {
     /// A multi-account trail: every member account of the resource directory.
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub organization: Option<bool>,
+    /// A single-account trail's account: only its events are delivered [default: every
+    /// account the store holds].
+    #[arg(long, value_name = "ID")]
+    pub account: Option<String>,
+    /// Deliver insight events too, under `Actiontrail-Insight/`.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub insights: Option<bool>,
 }
 
 impl TrailSpecArgs {
@@ -687,6 +694,8 @@ impl TrailSpecArgs {
             trail_region: self.trail_region.clone(),
             is_organization_trail: self.organization,
             home_region,
+            account_id: self.account.clone(),
+            insight_enabled: self.insights,
         }
     }
 }

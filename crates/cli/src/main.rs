@@ -209,7 +209,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match command {
         Command::Ingest(a) => {
             let code = ingest(&setup.store, a)?;
-            deliver_after_ingest(&setup)?;
+            deliver_started_trails(&setup)?;
             Ok(code)
         }
         Command::Compact(a) => compact(&setup.store, a),
@@ -220,7 +220,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Run(a) => run_saved(&setup, a),
         Command::Lookup(a) => lookup(&setup, a),
         Command::AuditLogs(a) => audit_logs(&setup, *a),
-        Command::Insight(c) => insight(&setup, c),
+        Command::Insight(c) => {
+            let writes = match &c {
+                InsightCommand::Ip(a) => !a.run.dry_run,
+                InsightCommand::Rate(a) => !a.run.dry_run,
+                InsightCommand::Export(_) => false,
+            };
+            let code = insight(&setup, c)?;
+            if writes {
+                deliver_started_trails(&setup)?;
+            }
+            Ok(code)
+        }
         Command::Trails(c) => trails(&setup, c),
         Command::Deliver(a) => deliver(&setup, a),
         Command::Sigma(SigmaCommand::Check(a)) => sigma_check(a),
@@ -544,9 +555,9 @@ fn deliver(setup: &Setup, a: args::DeliverArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// After an ingest, deliver for the started trails (nothing to do, and no engine opened,
-/// when none is started).
-fn deliver_after_ingest(setup: &Setup) -> Result<()> {
+/// After an ingest or an insight job, deliver for the started trails (nothing to do, and no
+/// engine opened, when none is started).
+fn deliver_started_trails(setup: &Setup) -> Result<()> {
     let Ok(store) = trail_store::Store::open(&setup.store) else {
         return Ok(());
     };
@@ -583,6 +594,8 @@ fn trail_response(t: &trail_store::trails::Trail) -> serde_json::Value {
         "TrailRegion": t.trail_region,
         "IsOrganizationTrail": t.is_organization_trail,
         "LocalDirectory": t.local_directory,
+        "AccountId": t.account_id,
+        "InsightEnabled": t.insight_enabled,
     })
 }
 

@@ -9,6 +9,10 @@
 //!   single-account trail, `.../Actiontrail/<rd_id>/<account>/<region>/<YYYY>/<MM>/<DD>/` for a
 //!   multi-account trail (`rd-local`: a local store has no resource directory id). Region
 //!   and account are percent-encoded, so event content never chooses a path.
+//! * **Insight events**, for a trail with insights enabled: the `insights` table's records,
+//!   under `AliyunLogs/Actiontrail-Insight/` in the same layout.
+//! * **Account**: a single-account trail with an account delivers that account's events only;
+//!   without one, every account's the store holds.
 //! * **Files**: gzip JSON arrays of the records byte for byte as stored (`raw`), named
 //!   `<account>_Actiontrail_<region>_<generation>_<seq>.json.gz`: one file per day directory
 //!   and delivery, the events of that day that arrived since the last, in time order.
@@ -25,7 +29,7 @@ use std::path::{Path, PathBuf};
 use chrono::{Datelike, NaiveDate};
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, Date32Type, Int64Type};
 use trail_store::trails::{EventRw, Trail};
 use trail_store::{Store, layout};
 
@@ -107,6 +111,118 @@ struct Row {
     raw: String,
 }
 
+/// Where and under which name a kind of record is delivered.
+struct Kind {
+    /// `Actiontrail` or `Actiontrail-Insight`.
+    dir: &'static str,
+}
+
+/// Deliver the rows `sql` selects (`t`, `account`, `region`, `day`, `raw`): each day
+/// directory gets what it lacks.
+async fn deliver_rows(
+    engine: &Engine,
+    trail: &Trail,
+    root: &str,
+    sql: &str,
+    kind: &Kind,
+    generation: u64,
+    report: &mut Delivery,
+) -> Result<()> {
+    // (region, day, account or "" for single-account) -> rows
+    let mut groups: BTreeMap<(String, NaiveDate, String), Vec<Row>> = BTreeMap::new();
+    let wanted = trail.regions();
+    for b in engine.collect(sql).await? {
+        let t = cast(b.column(0), &DataType::Int64)?;
+        let t = t.as_primitive::<Int64Type>();
+        let text = |i: usize| cast(b.column(i), &DataType::Utf8);
+        let (acc, reg, raw) = (text(1)?, text(2)?, text(4)?);
+        let (acc, reg, raw) = (
+            acc.as_string::<i32>(),
+            reg.as_string::<i32>(),
+            raw.as_string::<i32>(),
+        );
+        let day = cast(b.column(3), &DataType::Date32)?;
+        let day = day.as_primitive::<Date32Type>();
+        for r in 0..b.num_rows() {
+            let region = reg.value(r);
+            let account = acc.value(r);
+            if wanted.as_ref().is_some_and(|w| !w.contains(&region))
+                || (!trail.is_organization_trail
+                    && trail.account_id.as_deref().is_some_and(|a| a != account))
+            {
+                continue;
+            }
+            let Some(date) = NaiveDate::from_num_days_from_ce_opt(day.value(r) + 719_163) else {
+                continue;
+            };
+            let key_account = if trail.is_organization_trail {
+                account.to_owned()
+            } else {
+                String::new()
+            };
+            groups
+                .entry((region.to_owned(), date, key_account))
+                .or_default()
+                .push(Row {
+                    time_us: if t.is_valid(r) { t.value(r) } else { 0 },
+                    account: account.to_owned(),
+                    raw: raw.value(r).to_owned(),
+                });
+        }
+    }
+    let base = {
+        let mut p = PathBuf::from(root);
+        if let Some(prefix) = &trail.oss_key_prefix {
+            p.push(prefix);
+        }
+        p.join("AliyunLogs").join(kind.dir)
+    };
+    for ((region, date, account), mut rows) in groups {
+        let mut dir = base.clone();
+        if trail.is_organization_trail {
+            dir.push(LOCAL_RD_ID);
+            dir.push(layout::encode_region(Some(&account)));
+        }
+        dir.push(layout::encode_region(Some(&region)));
+        dir.push(format!("{:04}", date.year()));
+        dir.push(format!("{:02}", date.month()));
+        dir.push(format!("{:02}", date.day()));
+        report.days_checked += 1;
+        let have = delivered(&dir)?;
+        rows.retain(|r| !have.contains(&r.raw));
+        if rows.is_empty() {
+            continue;
+        }
+        rows.sort_by(|a, b| a.time_us.cmp(&b.time_us).then_with(|| a.raw.cmp(&b.raw)));
+        rows.dedup_by(|a, b| a.raw == b.raw);
+        trail_store::fsutil::create_dir_all_durable(&dir)?;
+        let name = format!(
+            "{}_{}_{}_g{generation}_{:04}.json.gz",
+            layout::encode_region(Some(&rows[0].account)),
+            kind.dir,
+            layout::encode_region(Some(&region)),
+            report.files
+        );
+        let records: Vec<&str> = rows.iter().map(|r| r.raw.as_str()).collect();
+        write_file(&dir.join(name), &records)?;
+        trail_store::fsutil::sync_dir(&dir)?;
+        report.events += rows.len() as u64;
+        report.files += 1;
+    }
+    Ok(())
+}
+
+/// The columns [`deliver_rows`] reads, from `table`.
+fn select(trail: &Trail, table: &str, filter: &str) -> String {
+    let home = trail.home_region.replace('\'', "''");
+    format!(
+        "SELECT CAST(\"eventTime\" AS BIGINT) AS t, \
+         coalesce(\"recipientAccountId\", \"userIdentity\".\"accountId\", 'unknown') AS account, \
+         CASE WHEN coalesce(\"isGlobal\", false) OR \"acsRegion\" IS NULL THEN '{home}' \
+         ELSE \"acsRegion\" END AS region, \"eventDate\" AS day, raw FROM {table}{filter}"
+    )
+}
+
 /// Deliver one started trail (the caller holds the store's writer lock).
 pub async fn deliver_trail(
     engine: &Engine,
@@ -140,94 +256,36 @@ pub async fn deliver_trail(
             EventRw::Write => " AND \"eventRW\" = 'Write'",
             EventRw::All => "",
         };
-        let home = trail.home_region.replace('\'', "''");
-        let sql = format!(
-            "SELECT CAST(\"eventTime\" AS BIGINT) AS t, \
-             coalesce(\"recipientAccountId\", \"userIdentity\".\"accountId\", 'unknown') AS account, \
-             CASE WHEN coalesce(\"isGlobal\", false) OR \"acsRegion\" IS NULL THEN '{home}' \
-             ELSE \"acsRegion\" END AS region, \"eventDate\" AS day, raw \
-             FROM events WHERE \"eventDate\" IN ({}){rw}",
-            day_list.join(", ")
-        );
-        // (region, day, account or "" for single-account) -> rows
-        let mut groups: BTreeMap<(String, NaiveDate, String), Vec<Row>> = BTreeMap::new();
-        let wanted = trail.regions();
-        for b in engine.collect(&sql).await? {
-            let t = cast(b.column(0), &DataType::Int64)?;
-            let t = t.as_primitive::<datafusion::arrow::datatypes::Int64Type>();
-            let text = |i: usize| cast(b.column(i), &DataType::Utf8);
-            let (acc, reg, raw) = (text(1)?, text(2)?, text(4)?);
-            let (acc, reg, raw) = (
-                acc.as_string::<i32>(),
-                reg.as_string::<i32>(),
-                raw.as_string::<i32>(),
-            );
-            let day = cast(b.column(3), &DataType::Date32)?;
-            let day = day.as_primitive::<datafusion::arrow::datatypes::Date32Type>();
-            for r in 0..b.num_rows() {
-                let region = reg.value(r);
-                if wanted.as_ref().is_some_and(|w| !w.contains(&region)) {
-                    continue;
-                }
-                let Some(date) = NaiveDate::from_num_days_from_ce_opt(day.value(r) + 719_163)
-                else {
-                    continue;
-                };
-                let account = acc.value(r).to_owned();
-                let key_account = if trail.is_organization_trail {
-                    account.clone()
-                } else {
-                    String::new()
-                };
-                groups
-                    .entry((region.to_owned(), date, key_account))
-                    .or_default()
-                    .push(Row {
-                        time_us: if t.is_valid(r) { t.value(r) } else { 0 },
-                        account,
-                        raw: raw.value(r).to_owned(),
-                    });
-            }
-        }
-        let base = {
-            let mut p = PathBuf::from(root);
-            if let Some(prefix) = &trail.oss_key_prefix {
-                p.push(prefix);
-            }
-            p.join("AliyunLogs").join("Actiontrail")
+        let filter = format!(" WHERE \"eventDate\" IN ({}){rw}", day_list.join(", "));
+        let sql = select(trail, "events", &filter);
+        let kind = Kind { dir: "Actiontrail" };
+        deliver_rows(
+            engine,
+            trail,
+            root,
+            &sql,
+            &kind,
+            snapshot.generation,
+            &mut report,
+        )
+        .await?;
+    }
+    if trail.insight_enabled {
+        // Insights are few: every day is compared with what the trail holds.
+        let sql = select(trail, crate::INSIGHTS_TABLE, "");
+        let kind = Kind {
+            dir: "Actiontrail-Insight",
         };
-        for ((region, date, account), mut rows) in groups {
-            let mut dir = base.clone();
-            if trail.is_organization_trail {
-                dir.push(LOCAL_RD_ID);
-                dir.push(layout::encode_region(Some(&account)));
-            }
-            dir.push(layout::encode_region(Some(&region)));
-            dir.push(format!("{:04}", date.year()));
-            dir.push(format!("{:02}", date.month()));
-            dir.push(format!("{:02}", date.day()));
-            report.days_checked += 1;
-            let have = delivered(&dir)?;
-            rows.retain(|r| !have.contains(&r.raw));
-            if rows.is_empty() {
-                continue;
-            }
-            rows.sort_by(|a, b| a.time_us.cmp(&b.time_us).then_with(|| a.raw.cmp(&b.raw)));
-            rows.dedup_by(|a, b| a.raw == b.raw);
-            trail_store::fsutil::create_dir_all_durable(&dir)?;
-            let name = format!(
-                "{}_Actiontrail_{}_g{}_{:04}.json.gz",
-                layout::encode_region(Some(&rows[0].account)),
-                layout::encode_region(Some(&region)),
-                snapshot.generation,
-                report.files
-            );
-            let records: Vec<&str> = rows.iter().map(|r| r.raw.as_str()).collect();
-            write_file(&dir.join(name), &records)?;
-            trail_store::fsutil::sync_dir(&dir)?;
-            report.events += rows.len() as u64;
-            report.files += 1;
-        }
+        deliver_rows(
+            engine,
+            trail,
+            root,
+            &sql,
+            &kind,
+            snapshot.generation,
+            &mut report,
+        )
+        .await?;
     }
     trail_store::trails::record_delivery(
         store,

@@ -155,6 +155,12 @@ pub struct Trail {
     /// The store generation delivered through (`None`: nothing delivered yet).
     #[serde(default)]
     pub delivered_generation: Option<u64>,
+    /// A single-account trail's account (`None`: every account the store holds).
+    #[serde(default)]
+    pub account_id: Option<String>,
+    /// Insight events are delivered too (under `Actiontrail-Insight/`).
+    #[serde(default)]
+    pub insight_enabled: bool,
 }
 
 impl Trail {
@@ -182,6 +188,8 @@ pub struct TrailSpec {
     pub trail_region: Option<String>,
     pub is_organization_trail: Option<bool>,
     pub home_region: Option<String>,
+    pub account_id: Option<String>,
+    pub insight_enabled: Option<bool>,
 }
 
 fn check_name(name: &str) -> Result<(), TrailError> {
@@ -432,6 +440,15 @@ fn apply(t: &mut Trail, spec: TrailSpec) -> Result<(), TrailError> {
     if let Some(h) = spec.home_region {
         t.home_region = h;
     }
+    if let Some(a) = spec.account_id {
+        if !a.is_empty() && !a.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(err("InvalidQueryParameter", "AccountId", &a));
+        }
+        t.account_id = empty_none(a);
+    }
+    if let Some(i) = spec.insight_enabled {
+        t.insight_enabled = i;
+    }
     Ok(())
 }
 
@@ -460,6 +477,8 @@ pub fn create(store: &Store, name: &str, spec: TrailSpec, wait: bool) -> Result<
         latest_delivery_time: None,
         latest_delivery_error: None,
         delivered_generation: None,
+        account_id: None,
+        insight_enabled: false,
     };
     check_name(name)?;
     apply(&mut trail, spec)?;
