@@ -606,15 +606,7 @@ fn trail_request_id() -> String {
         RandomState::new().hash_one(1u8),
         RandomState::new().hash_one(2u8),
     );
-    let h = format!("{a:016X}{b:016X}");
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    trail_store::uuid_shaped((u128::from(a) << 64) | u128::from(b)).to_uppercase()
 }
 
 /// A trails response for people: each trail's fields, or `done`.
@@ -800,7 +792,7 @@ fn info(store: &Path, json: bool) -> Result<ExitCode> {
             .unwrap_or_else(|| "-".to_owned())
     };
     let (first, last) = (fmt_t(range.map(|r| r.0)), fmt_t(range.map(|r| r.1)));
-    let audit = store.audit_log_files()?;
+    let audit = &snap.audit_logs;
     let audit_rows: u64 = audit.iter().map(|(f, _)| f.rows).sum();
     let audit_bytes: u64 = audit.iter().map(|(f, _)| f.bytes).sum();
     let mut out = std::io::stdout().lock();

@@ -179,18 +179,7 @@ fn sql_date(d: NaiveDate) -> Expr {
 
 /// A stable id from what a finding is about.
 fn finding_id(parts: &[&str]) -> String {
-    let h = format!(
-        "{:032x}",
-        xxhash_rust::xxh3::xxh3_128(parts.join("\u{1f}").as_bytes())
-    );
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    trail_store::uuid_shaped(xxhash_rust::xxh3::xxh3_128(parts.join("\u{1f}").as_bytes()))
 }
 
 fn text_col(b: &RecordBatch, name: &str) -> Result<Vec<Option<String>>> {

@@ -146,15 +146,7 @@ pub const MAX_COVERED: usize = 10_000;
 
 /// A UUID-shaped id from a hash of `key` (ids are reproducible, never random).
 pub fn stable_id(key: &str) -> String {
-    let h = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(key.as_bytes()));
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    trail_store::uuid_shaped(xxhash_rust::xxh3::xxh3_128(key.as_bytes()))
 }
 
 fn round4(x: f64) -> f64 {

@@ -444,8 +444,8 @@ fn snapshot_table(
     engine: &Engine,
     generation: Option<u64>,
 ) -> Result<(Arc<dyn TableProvider>, u64)> {
-    let store = Store::open(engine.root())?;
-    let latest = store.manifest()?.generation;
+    let snapshot = Store::open(engine.root())?.snapshot()?;
+    let latest = snapshot.generation;
     let at = match generation {
         Some(g) if g > latest => {
             return Err(QueryError::Usage(format!(
@@ -456,8 +456,8 @@ fn snapshot_table(
         Some(g) => g,
         None => latest,
     };
-    let paths: Vec<std::path::PathBuf> = store
-        .audit_log_files()?
+    let paths: Vec<std::path::PathBuf> = snapshot
+        .audit_logs
         .into_iter()
         .filter(|(f, _)| f.generation <= at)
         .map(|(_, p)| p)

@@ -111,20 +111,15 @@ struct Row {
     raw: String,
 }
 
-/// Where and under which name a kind of record is delivered.
-struct Kind {
-    /// `Actiontrail` or `Actiontrail-Insight`.
-    dir: &'static str,
-}
-
-/// Deliver the rows `sql` selects (`t`, `account`, `region`, `day`, `raw`): each day
-/// directory gets what it lacks.
+/// Deliver the rows `sql` selects (`t`, `account`, `region`, `day`, `raw`) under
+/// `AliyunLogs/<kind>/` (`Actiontrail` or `Actiontrail-Insight`): each day directory gets
+/// what it lacks.
 async fn deliver_rows(
     engine: &Engine,
     trail: &Trail,
     root: &str,
     sql: &str,
-    kind: &Kind,
+    kind: &str,
     generation: u64,
     report: &mut Delivery,
 ) -> Result<()> {
@@ -175,7 +170,7 @@ async fn deliver_rows(
         if let Some(prefix) = &trail.oss_key_prefix {
             p.push(prefix);
         }
-        p.join("AliyunLogs").join(kind.dir)
+        p.join("AliyunLogs").join(kind)
     };
     for ((region, date, account), mut rows) in groups {
         let mut dir = base.clone();
@@ -199,7 +194,7 @@ async fn deliver_rows(
         let name = format!(
             "{}_{}_{}_g{generation}_{:04}.json.gz",
             layout::encode_region(Some(&rows[0].account)),
-            kind.dir,
+            kind,
             layout::encode_region(Some(&region)),
             report.files
         );
@@ -237,8 +232,7 @@ pub async fn deliver_trail(
     let Some(root) = trail.local_directory.as_deref() else {
         let why = "this trail has no local directory (--dir); delivery to a bucket or a log \
                    project needs object storage, which this build does not have";
-        trail_store::trails::record_delivery(store, guard, &trail.name, None, Some(why.into()))
-            .map_err(|e| QueryError::Internal(e.to_string()))?;
+        trail_store::trails::record_delivery(store, guard, &trail.name, None, Some(why.into()))?;
         return Ok(report);
     };
     let snapshot = store.snapshot()?;
@@ -249,6 +243,7 @@ pub async fn deliver_trail(
         .filter(|(f, _)| trail.delivered_generation.is_none() || f.generation > since)
         .map(|(f, _)| f.date)
         .collect();
+    let mut work: Vec<(String, &str)> = Vec::new();
     if !days.is_empty() {
         let day_list: Vec<String> = days.iter().map(|d| format!("DATE '{d}'")).collect();
         let rw = match trail.event_rw {
@@ -257,31 +252,22 @@ pub async fn deliver_trail(
             EventRw::All => "",
         };
         let filter = format!(" WHERE \"eventDate\" IN ({}){rw}", day_list.join(", "));
-        let sql = select(trail, "events", &filter);
-        let kind = Kind { dir: "Actiontrail" };
-        deliver_rows(
-            engine,
-            trail,
-            root,
-            &sql,
-            &kind,
-            snapshot.generation,
-            &mut report,
-        )
-        .await?;
+        work.push((select(trail, "events", &filter), "Actiontrail"));
     }
     if trail.insight_enabled {
         // Insights are few: every day is compared with what the trail holds.
-        let sql = select(trail, crate::INSIGHTS_TABLE, "");
-        let kind = Kind {
-            dir: "Actiontrail-Insight",
-        };
+        work.push((
+            select(trail, crate::INSIGHTS_TABLE, ""),
+            "Actiontrail-Insight",
+        ));
+    }
+    for (sql, kind) in &work {
         deliver_rows(
             engine,
             trail,
             root,
-            &sql,
-            &kind,
+            sql,
+            kind,
             snapshot.generation,
             &mut report,
         )
@@ -293,8 +279,7 @@ pub async fn deliver_trail(
         &trail.name,
         Some(snapshot.generation),
         None,
-    )
-    .map_err(|e| QueryError::Internal(e.to_string()))?;
+    )?;
     Ok(report)
 }
 
@@ -306,8 +291,7 @@ pub async fn deliver(
     wait: bool,
 ) -> Result<Vec<Delivery>> {
     let guard = store.lock(wait, |_| {})?;
-    let trails =
-        trail_store::trails::list(store).map_err(|e| QueryError::Internal(e.to_string()))?;
+    let trails = trail_store::trails::list(store)?;
     if let Some(name) = only
         && !trails.iter().any(|t| t.name == name)
     {

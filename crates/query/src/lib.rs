@@ -78,6 +78,15 @@ pub enum QueryError {
     Internal(String),
 }
 
+impl From<trail_store::trails::TrailsError> for QueryError {
+    fn from(e: trail_store::trails::TrailsError) -> Self {
+        match e {
+            trail_store::trails::TrailsError::Rule(r) => QueryError::Usage(r.to_string()),
+            trail_store::trails::TrailsError::Store(s) => QueryError::Store(s),
+        }
+    }
+}
+
 /// A `Result` with [`QueryError`].
 pub type Result<T, E = QueryError> = std::result::Result<T, E>;
 

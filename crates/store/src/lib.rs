@@ -40,4 +40,18 @@ pub mod schema;
 pub mod trails;
 
 pub use error::{Result, StoreError};
+
+/// 128 bits as a UUID-shaped id, `8-4-4-4-12` lowercase hex digits (ids of findings, insights,
+/// requests).
+pub fn uuid_shaped(v: u128) -> String {
+    let h = format!("{v:032x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
 pub use manifest::{FileEntry, Manifest, Snapshot, Store, WriteGuard};

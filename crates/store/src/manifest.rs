@@ -214,13 +214,13 @@ impl Store {
             root: self.root.clone(),
             generation: manifest.generation,
             files: self.resolve(&manifest, &manifest.files),
+            audit_logs: self.resolve(&manifest, &manifest.audit_logs),
         })
     }
 
     /// The committed data-audit log files, each with the path it can be read from right now.
     pub fn audit_log_files(&self) -> Result<Vec<(FileEntry, PathBuf)>> {
-        let manifest = self.manifest()?;
-        Ok(self.resolve(&manifest, &manifest.audit_logs))
+        Ok(self.snapshot()?.audit_logs)
     }
 
     /// Where each entry can be read: its final path, or staging while a commit is finishing.
@@ -314,6 +314,8 @@ pub struct Snapshot {
     pub generation: u64,
     /// Each entry with the absolute path it can be read from.
     pub files: Vec<(FileEntry, PathBuf)>,
+    /// The data-audit log files, the same way.
+    pub audit_logs: Vec<(FileEntry, PathBuf)>,
 }
 
 impl Snapshot {
