@@ -476,9 +476,39 @@ pub struct RateArgs {
 pub struct IngestArgs {
     #[command(flatten)]
     pub store: StoreArg,
-    /// Files or directories to ingest; `-` reads standard input.
+    /// Files, directories, or buckets (`s3://bucket/prefix`, `oss://bucket/prefix`) to ingest;
+    /// `-` reads standard input. What an earlier ingest read and has not changed since is not
+    /// read again (the store keeps a ledger of each source).
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
+    /// List every day of a bucket source, not only those from the last day listed on.
+    #[arg(long)]
+    pub full: bool,
+    /// Read every input again, even those the ledger shows unchanged (dedup keeps each event
+    /// once).
+    #[arg(long)]
+    pub reread: bool,
+    /// An S3-compatible endpoint for bucket sources (`http://127.0.0.1:9000`, or an OSS
+    /// endpoint such as `https://oss-cn-hangzhou.aliyuncs.com`). Default: AWS for `s3://`,
+    /// `OSS_ENDPOINT` for `oss://`.
+    #[arg(long, env = "TRAIL_ENDPOINT")]
+    pub endpoint: Option<String>,
+    /// The region requests are signed for (default: `AWS_REGION`, the profile's, or the OSS
+    /// endpoint's).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// How requests name the bucket: `virtual` (`bucket.host`; the default for AWS and OSS) or
+    /// `path` (`host/bucket`; the default with --endpoint).
+    #[arg(long, value_enum)]
+    pub addressing: Option<Addressing>,
+    /// GET requests in flight when reading a bucket.
+    #[arg(long, env = "TRAIL_FETCH_CONCURRENCY", default_value_t = 32,
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub fetch_concurrency: u16,
+    /// Days before the last listed day that the next run of a bucket lists again, for late
+    /// deliveries.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=3660))]
+    pub lookback_days: u32,
     /// Print the summary as JSON.
     #[arg(long, env = "TRAIL_JSON")]
     pub json: bool,
@@ -507,6 +537,13 @@ pub struct IngestArgs {
     /// Show no progress bar even on a terminal.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+/// How bucket requests are addressed.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Addressing {
+    Path,
+    Virtual,
 }
 
 #[derive(Args)]

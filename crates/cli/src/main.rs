@@ -651,6 +651,20 @@ fn ingest(store: &Path, a: args::IngestArgs) -> Result<ExitCode> {
         max_record_bytes: a.max_record_bytes as usize,
         wait_for_lock: !a.no_wait,
         compact: (!a.no_compact).then(trail_ingest::CompactOptions::default),
+        discover: trail_ingest::source::DiscoverOptions {
+            full: a.full,
+            reread: a.reread,
+            bucket: trail_ingest::bucket::BucketOptions {
+                endpoint: a.endpoint.clone(),
+                region: a.region.clone(),
+                addressing: a.addressing.map(|x| match x {
+                    args::Addressing::Path => trail_ingest::bucket::Addressing::Path,
+                    args::Addressing::Virtual => trail_ingest::bucket::Addressing::Virtual,
+                }),
+                concurrency: usize::from(a.fetch_concurrency),
+                lookback_days: a.lookback_days,
+            },
+        },
         ..Default::default()
     };
     let progress = Arc::new(trail_ingest::Progress::default());
@@ -715,6 +729,23 @@ fn print_ingest(
         human_bytes(summary.bytes_read),
         summary.elapsed_secs
     )?;
+    for src in &summary.sources {
+        if src.unchanged == 0 && src.list_calls.is_none() {
+            continue;
+        }
+        let listing = match (src.list_calls, src.days_listed) {
+            (Some(calls), Some(days)) => format!(" ({calls} LIST calls, {days} day folders)"),
+            _ => String::new(),
+        };
+        writeln!(
+            out,
+            "{}: {} found{listing}, {} unchanged since the last ingest, {} read",
+            visible(&src.source),
+            src.listed,
+            src.unchanged,
+            src.read
+        )?;
+    }
     if summary.audit_logs_ingested + summary.audit_log_duplicates > 0 {
         writeln!(
             out,

@@ -87,12 +87,13 @@ fn a_mixed_delivery_ingests_both_kinds_once() {
         ]
     );
 
-    // The same delivery again stores nothing.
+    // The same delivery read again stores nothing.
     let o = ok_on(
         &store,
         &[
             "ingest",
             "--json",
+            "--reread",
             events.to_str().unwrap(),
             audit.to_str().unwrap(),
         ],

@@ -55,6 +55,16 @@ fn testdata_ingests_and_second_run_writes_nothing() {
 
     let o = run(&["ingest", "--store", s, "--json", td.to_str().unwrap()]);
     assert!(o.status.success());
+    assert_eq!(json(&o)["files_read"], 0, "the ledger: nothing changed");
+    let o = run(&[
+        "ingest",
+        "--store",
+        s,
+        "--json",
+        "--reread",
+        td.to_str().unwrap(),
+    ]);
+    assert!(o.status.success());
     let j = json(&o);
     assert_eq!(j["ingested"], 0);
     assert_eq!(j["duplicates"], 14);
@@ -251,7 +261,15 @@ fn kill_9_at_random_points_never_corrupts_or_duplicates() {
     let stats = trail_gen::generate(&cfg, &input).unwrap();
     let store = dir.path().join("store");
     let s = store.to_str().unwrap();
-    let args = ["ingest", "--store", s, "--quiet", input.to_str().unwrap()];
+    // --reread: every run does the whole work (the ledger would skip what a run committed).
+    let args = [
+        "ingest",
+        "--store",
+        s,
+        "--quiet",
+        "--reread",
+        input.to_str().unwrap(),
+    ];
 
     // How long a full run takes here, to spread the kills over it.
     let scratch = dir.path().join("scratch");
@@ -441,7 +459,14 @@ fn public_cloudtrail_data() {
     let j = json(&o);
     assert_eq!(j["ingested"], 2900, "{j}");
     assert_eq!(j["quarantined"], 0, "{j}");
-    let o = run(&["ingest", "--store", s, "--json", ct.to_str().unwrap()]);
+    let o = run(&[
+        "ingest",
+        "--store",
+        s,
+        "--json",
+        "--reread",
+        ct.to_str().unwrap(),
+    ]);
     assert_eq!(json(&o)["duplicates"], 2900);
     let o = run(&[
         "sql",

@@ -14,6 +14,8 @@ pub enum IngestError {
     Store(#[from] StoreError),
     #[error("cannot read {}: {reason}", path.display())]
     Input { path: PathBuf, reason: String },
+    #[error("{url}: {reason}")]
+    Bucket { url: String, reason: String },
     #[error("{}", path.display())]
     Io {
         path: PathBuf,

@@ -14,7 +14,9 @@
 //!     summary.ingested, summary.duplicates, summary.quarantined);
 //! ```
 //!
-//! * [`source`] finds and reads inputs (files, directories, stdin, gzip);
+//! * [`source`] finds and reads inputs (files, directories, stdin, gzip, buckets), and
+//!   leaves out what the store's ledger shows as read;
+//! * [`bucket`] lists and reads S3 and OSS buckets;
 //! * [`records`] splits a file into records whatever its shape;
 //! * [`event`] parses a record into typed, borrowed fields (both dialects);
 //! * [`batch`] checks and normalizes events into Arrow batches;
@@ -24,6 +26,7 @@
 
 pub mod audit;
 pub mod batch;
+pub mod bucket;
 pub mod compact;
 pub mod error;
 pub mod event;

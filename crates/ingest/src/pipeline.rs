@@ -32,7 +32,7 @@ use crate::error::{IngestError, Result};
 use crate::event::parse_event;
 use crate::files::{EventFileWriter, load_keys};
 use crate::records::{self, Item, Location};
-use crate::source::{self, Input, SkipReason, Skipped};
+use crate::source::{self, DiscoverOptions, Input, SkipReason, Skipped, SourceStats};
 
 /// Files up to this size are read whole by a decoder thread; larger ones are streamed.
 const WHOLE_FILE_MAX: u64 = 8 << 20;
@@ -59,6 +59,8 @@ pub struct IngestOptions {
     pub wait_for_lock: bool,
     /// Compact touched partitions after the commit.
     pub compact: Option<CompactOptions>,
+    /// Buckets, the ledger, listing.
+    pub discover: DiscoverOptions,
 }
 
 impl Default for IngestOptions {
@@ -71,6 +73,7 @@ impl Default for IngestOptions {
             max_record_bytes: 16 << 20,
             wait_for_lock: true,
             compact: Some(CompactOptions::default()),
+            discover: DiscoverOptions::default(),
         }
     }
 }
@@ -137,6 +140,8 @@ pub struct IngestSummary {
     pub errors: Vec<BadRecord>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compaction: Option<CompactSummary>,
+    /// Per source: found, unchanged since the last run (not read), read; LIST calls.
+    pub sources: Vec<SourceStats>,
     pub elapsed_secs: f64,
 }
 
@@ -371,16 +376,40 @@ fn bad(name: &Arc<str>, loc: Location, error: String, text: &[u8]) -> Bad {
     }
 }
 
+/// What the reader thread reports besides its jobs: inputs it could not read (not recorded in
+/// the ledger) and an error that stops the ingest (a bucket that refuses us).
+#[derive(Default)]
+struct ReadOutcome {
+    failed: HashSet<usize>,
+    fatal: Option<IngestError>,
+}
+
 /// Read the inputs and cut them into jobs.
 fn read_inputs(
     inputs: &[Input],
     jobs: &SyncSender<Job>,
     progress: &Progress,
     opts: &IngestOptions,
-) {
-    for input in inputs {
+) -> ReadOutcome {
+    let mut out = ReadOutcome::default();
+    let mut i = 0;
+    while i < inputs.len() {
+        let input = &inputs[i];
         let name: Arc<str> = input.display().into();
         let sent = match input {
+            Input::Object(_) => {
+                // A run of objects is fetched with many requests in flight.
+                let end = inputs[i..]
+                    .iter()
+                    .position(|x| !matches!(x, Input::Object(_)))
+                    .map_or(inputs.len(), |n| i + n);
+                let sent = read_objects(&inputs[i..end], i, jobs, progress, opts, &mut out);
+                i = end;
+                if sent.is_err() || out.fatal.is_some() {
+                    return out;
+                }
+                continue;
+            }
             Input::File { path, size } if *size <= WHOLE_FILE_MAX => match std::fs::read(path) {
                 Ok(bytes) => {
                     progress
@@ -388,35 +417,124 @@ fn read_inputs(
                         .fetch_add(bytes.len() as u64, Ordering::Relaxed);
                     jobs.send(Job::Whole { name, bytes })
                 }
-                Err(e) => jobs.send(Job::FileError {
-                    name,
-                    error: format!("cannot read the file: {e}"),
-                }),
+                Err(e) => {
+                    out.failed.insert(i);
+                    jobs.send(Job::FileError {
+                        name,
+                        error: format!("cannot read the file: {e}"),
+                    })
+                }
             },
-            _ => stream_input(input, name, jobs, progress, opts),
+            _ => match source::open_stream(input) {
+                Ok(reader) => stream_input(reader, name, jobs, progress, opts).map(|ok| {
+                    if !ok {
+                        out.failed.insert(i);
+                    }
+                }),
+                Err(e) => {
+                    out.failed.insert(i);
+                    jobs.send(Job::FileError {
+                        name,
+                        error: e.to_string(),
+                    })
+                }
+            },
         };
         if sent.is_err() {
-            return; // the writer stopped
+            return out; // the writer stopped
         }
+        i += 1;
     }
+    out
 }
 
+/// Fetch `objects` (inputs `first..`) with `opts.discover.bucket.concurrency` GETs in flight,
+/// in order.
+fn read_objects(
+    objects: &[Input],
+    first: usize,
+    jobs: &SyncSender<Job>,
+    progress: &Progress,
+    opts: &IngestOptions,
+    out: &mut ReadOutcome,
+) -> std::result::Result<(), std::sync::mpsc::SendError<Job>> {
+    use futures::StreamExt;
+    let rt = match crate::bucket::runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            out.fatal = Some(e);
+            return Ok(());
+        }
+    };
+    let list: Vec<Arc<crate::bucket::ObjectInput>> = objects
+        .iter()
+        .filter_map(|x| match x {
+            Input::Object(o) => Some(o.clone()),
+            _ => None,
+        })
+        .collect();
+    let in_flight = opts.discover.bucket.concurrency.max(1);
+    let (tx, mut rx) = tokio::sync::mpsc::channel(in_flight);
+    let fetcher = rt.spawn(async move {
+        let mut fetched = futures::stream::iter(list.into_iter().enumerate())
+            .map(|(n, o)| async move { (n, o.fetch(WHOLE_FILE_MAX).await) })
+            .buffered(in_flight);
+        while let Some(r) = fetched.next().await {
+            if tx.send(r).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut result = Ok(());
+    while let Some((n, r)) = rx.blocking_recv() {
+        let name: Arc<str> = objects[n].display().into();
+        let sent = match r {
+            Ok(crate::bucket::Fetched::Whole(bytes)) => {
+                progress
+                    .bytes_done
+                    .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                jobs.send(Job::Whole { name, bytes })
+            }
+            Ok(crate::bucket::Fetched::Stream(stream)) => {
+                let reader = crate::bucket::StreamReader::new(stream, rt.handle().clone());
+                match source::decompressing(Box::new(reader)) {
+                    Ok(reader) => stream_input(reader, name, jobs, progress, opts).map(|ok| {
+                        if !ok {
+                            out.failed.insert(first + n);
+                        }
+                    }),
+                    Err(e) => {
+                        out.failed.insert(first + n);
+                        jobs.send(Job::FileError {
+                            name,
+                            error: format!("read failed: {e}"),
+                        })
+                    }
+                }
+            }
+            Err(e) => {
+                out.fatal = Some(e);
+                break;
+            }
+        };
+        if sent.is_err() {
+            result = sent;
+            break;
+        }
+    }
+    drop(rx);
+    fetcher.abort();
+    result
+}
+
+/// Cut a stream into jobs; `Ok(false)` if reading it failed part way (reported as a job).
 fn stream_input(
-    input: &Input,
+    mut reader: Box<dyn Read + Send>,
     name: Arc<str>,
     jobs: &SyncSender<Job>,
     progress: &Progress,
     opts: &IngestOptions,
-) -> std::result::Result<(), std::sync::mpsc::SendError<Job>> {
-    let mut reader = match source::open_stream(input) {
-        Ok(r) => r,
-        Err(e) => {
-            return jobs.send(Job::FileError {
-                name,
-                error: e.to_string(),
-            });
-        }
-    };
+) -> std::result::Result<bool, std::sync::mpsc::SendError<Job>> {
     let mut buf: Vec<u8> = Vec::with_capacity(CHUNK_BYTES);
     let mut read_error = None;
     let mut eof = false;
@@ -492,8 +610,9 @@ fn stream_input(
     }
     if let Some(error) = read_error {
         jobs.send(Job::FileError { name, error })?;
+        return Ok(false);
     }
-    Ok(())
+    Ok(true)
 }
 
 /// A buffer to write out when over the memory budget.
@@ -543,6 +662,8 @@ struct Writer<'g> {
     audit_staged_by_date: HashMap<chrono::NaiveDate, Vec<PathBuf>>,
     audit_keys: HashMap<chrono::NaiveDate, HashSet<u128>>,
     quarantine: Option<(PathBuf, BufWriter<File>)>,
+    /// Inputs (as named in messages) with a quarantined record.
+    bad_files: HashSet<String>,
     summary: IngestSummary,
 }
 
@@ -686,6 +807,9 @@ impl Writer<'_> {
 
     fn quarantine(&mut self, b: Bad) -> Result<()> {
         self.summary.quarantined += 1;
+        if !self.bad_files.contains(b.info.file.as_str()) {
+            self.bad_files.insert(b.info.file.clone());
+        }
         if self.summary.errors.len() < ERRORS_IN_SUMMARY {
             self.summary.errors.push(b.info.clone());
         }
@@ -801,7 +925,56 @@ impl Writer<'_> {
     }
 }
 
-/// Ingest `paths` into the store at `root` (created if missing).
+/// After the commit: record in each source's ledger what was read whole, and for buckets the
+/// newest day listed per date root (unless some object under that root could not be read).
+fn record_sources(
+    guard: &WriteGuard,
+    sources: Vec<source::SourceScan>,
+    tracked: &[Option<source::Tracked>],
+    failed: &HashSet<usize>,
+    bad: &HashSet<usize>,
+    options: &str,
+) -> Result<Vec<SourceStats>> {
+    let mut sources = sources;
+    let mut blocked_roots: Vec<HashSet<String>> = vec![HashSet::new(); sources.len()];
+    for (i, t) in tracked.iter().enumerate() {
+        let Some(t) = t else { continue };
+        if failed.contains(&i) {
+            let roots = &mut blocked_roots[t.source];
+            for root in sources[t.source].newest_day.keys() {
+                if t.key.starts_with(root.as_str()) {
+                    roots.insert(root.clone());
+                }
+            }
+            continue;
+        }
+        let mut seen = t.seen.clone();
+        if bad.contains(&i) {
+            seen.bad_under = Some(options.to_owned());
+        }
+        sources[t.source].ledger.seen.insert(t.key.clone(), seen);
+    }
+    let mut stats = Vec::with_capacity(sources.len());
+    for (scan, blocked) in sources.into_iter().zip(blocked_roots) {
+        let mut ledger = scan.ledger;
+        let mut changed = scan.stats.read > 0;
+        for (root, day) in scan.newest_day {
+            if blocked.contains(&root) || ledger.days.get(&root).is_some_and(|d| *d >= day) {
+                continue;
+            }
+            ledger.days.insert(root, day);
+            changed = true;
+        }
+        if changed {
+            guard.save_ledger(&ledger)?;
+        }
+        stats.push(scan.stats);
+    }
+    Ok(stats)
+}
+
+/// Ingest `paths` (files, directories, `-`, bucket URLs) into the store at `root` (created if
+/// missing).
 pub fn ingest(
     root: &std::path::Path,
     paths: &[PathBuf],
@@ -810,24 +983,17 @@ pub fn ingest(
     on_wait: impl FnOnce(&str),
 ) -> Result<IngestSummary> {
     let started = Instant::now();
-    let (inputs, skipped) = source::discover(paths)?;
     let store = Store::create(root)?;
     let mut guard = store.lock(opts.wait_for_lock, on_wait)?;
-    let files_total = inputs
-        .iter()
-        .filter(|i| matches!(i, Input::File { .. }))
-        .count() as u64;
+    // Under the lock: the ledgers read are those of the last commit.
+    let options = format!("{:?}/{}", opts.normalize, opts.max_record_bytes);
+    let found = source::discover_sources(paths, &store, &opts.discover, &options)?;
+    let (inputs, skipped) = (found.inputs, found.skipped);
+    let files_total = inputs.iter().filter(|i| !matches!(i, Input::Stdin)).count() as u64;
     progress.files_total.store(files_total, Ordering::Relaxed);
-    progress.bytes_total.store(
-        inputs
-            .iter()
-            .map(|i| match i {
-                Input::File { size, .. } => *size,
-                Input::Stdin => 0,
-            })
-            .sum(),
-        Ordering::Relaxed,
-    );
+    progress
+        .bytes_total
+        .store(inputs.iter().map(Input::size).sum(), Ordering::Relaxed);
     let threads = if opts.threads == 0 {
         std::thread::available_parallelism().map_or(2, |n| n.get())
     } else {
@@ -851,6 +1017,7 @@ pub fn ingest(
         audit_staged_by_date: HashMap::new(),
         audit_keys: HashMap::new(),
         quarantine: None,
+        bad_files: HashSet::new(),
         summary: IngestSummary {
             store: root.display().to_string(),
             files_read: inputs.len() as u64,
@@ -866,7 +1033,7 @@ pub fn ingest(
     let (job_tx, job_rx) = sync_channel::<Job>(threads);
     let (out_tx, out_rx) = sync_channel::<Decoded>(threads);
     let job_rx = Arc::new(Mutex::new(job_rx));
-    let result: Result<()> = std::thread::scope(|s| {
+    let result: Result<HashSet<usize>> = std::thread::scope(|s| {
         let inputs = &inputs;
         let reader = s.spawn(move || read_inputs(inputs, &job_tx, progress, opts));
         let mut workers = Vec::new();
@@ -898,16 +1065,23 @@ pub fn ingest(
                 first_err = Some(e);
             }
         }
-        let panicked = reader.join().is_err() | workers.into_iter().any(|w| w.join().is_err());
+        let read = reader.join();
+        let panicked = workers.into_iter().any(|w| w.join().is_err());
         if let Some(e) = first_err {
             return Err(e);
         }
+        let Ok(read) = read else {
+            return Err(IngestError::Internal("the reader thread panicked".into()));
+        };
         if panicked {
             return Err(IngestError::Internal("a decoder thread panicked".into()));
         }
-        Ok(())
+        match read.fatal {
+            Some(e) => Err(e),
+            None => Ok(read.failed),
+        }
     });
-    result?;
+    let failed = result?;
 
     // Write what is left, then commit everything at once.
     let keys: Vec<PartitionKey> = writer.parts.keys().cloned().collect();
@@ -932,6 +1106,7 @@ pub fn ingest(
         writer.summary.quarantine_file = Some(store.root().join(&name).display().to_string());
         extra.push((path, name));
     }
+    let bad_files = std::mem::take(&mut writer.bad_files);
     let staged = std::mem::take(&mut writer.staged);
     let audit_staged = std::mem::take(&mut writer.audit_staged);
     let mut summary = std::mem::take(&mut writer.summary);
@@ -944,6 +1119,20 @@ pub fn ingest(
         audit_staged.iter().map(|f| f.entry.date).collect();
     summary.partitions_written = (touched.len() + audit_dates.len()) as u64;
     summary.generation = guard.commit_all(staged, audit_staged, &[], extra)?;
+    let bad_inputs: HashSet<usize> = inputs
+        .iter()
+        .enumerate()
+        .filter(|(_, i)| bad_files.contains(&i.display()))
+        .map(|(n, _)| n)
+        .collect();
+    summary.sources = record_sources(
+        &guard,
+        found.sources,
+        &found.tracked,
+        &failed,
+        &bad_inputs,
+        &options,
+    )?;
     if let Some(copts) = &opts.compact {
         let c = compact_partitions(&mut guard, copts, Some(&touched))?;
         if c.files_removed > 0 {

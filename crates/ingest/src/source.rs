@@ -1,10 +1,18 @@
 //! Finding and reading inputs: files, directories (recursive), `-` for stdin; plain or gzip
-//! (multi-member too). Delivery trees are recognized: CloudTrail digest files and insight
+//! (multi-member too), and bucket URLs (see [`crate::bucket`]). Delivery trees are recognized: CloudTrail digest files and insight
 //! folders are skipped with a reason, other stray files are ignored and counted.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use trail_store::Store;
+use trail_store::ledger::{Ledger, Seen};
+
+use crate::bucket::{Bucket, BucketOptions, BucketUrl, ObjectInput};
 
 use flate2::read::MultiGzDecoder;
 
@@ -14,6 +22,7 @@ use crate::error::{IngestError, Result};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
     File { path: PathBuf, size: u64 },
+    Object(Arc<ObjectInput>),
     Stdin,
 }
 
@@ -22,7 +31,17 @@ impl Input {
     pub fn display(&self) -> String {
         match self {
             Input::File { path, .. } => path.display().to_string(),
+            Input::Object(o) => o.url(),
             Input::Stdin => "<stdin>".to_owned(),
+        }
+    }
+
+    /// Its size in bytes, where known before reading.
+    pub fn size(&self) -> u64 {
+        match self {
+            Input::File { size, .. } => *size,
+            Input::Object(o) => o.size,
+            Input::Stdin => 0,
         }
     }
 }
@@ -45,9 +64,225 @@ pub enum SkipReason {
     NotEvents,
 }
 
+/// How to find inputs.
+#[derive(Debug, Clone, Default)]
+pub struct DiscoverOptions {
+    /// List every day of a bucket, not only those from the last listed one on.
+    pub full: bool,
+    /// Read inputs again even if the ledger shows them unchanged.
+    pub reread: bool,
+    pub bucket: BucketOptions,
+}
+
+/// What was found of one source (a path or bucket URL as given).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct SourceStats {
+    pub source: String,
+    /// Event files (objects) found.
+    pub listed: u64,
+    /// Of those, read before and unchanged since (by the ledger): not read again.
+    pub unchanged: u64,
+    /// Of those, to read.
+    pub read: u64,
+    /// LIST requests (buckets only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub list_calls: Option<u64>,
+    /// Day folders listed (buckets only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub days_listed: Option<u64>,
+}
+
+/// One source's ledger and what this run found in it.
+#[derive(Debug)]
+pub struct SourceScan {
+    pub ledger: Ledger,
+    pub stats: SourceStats,
+    /// Buckets: per date root, the newest day listed.
+    pub newest_day: BTreeMap<String, NaiveDate>,
+}
+
+/// Which source and ledger entry an input belongs to.
+#[derive(Debug, Clone)]
+pub struct Tracked {
+    pub source: usize,
+    pub key: String,
+    pub seen: Seen,
+}
+
+/// Inputs to read, with their ledger entries.
+#[derive(Debug, Default)]
+pub struct Discovered {
+    pub inputs: Vec<Input>,
+    /// Aligned with `inputs` (stdin is not tracked).
+    pub tracked: Vec<Option<Tracked>>,
+    pub skipped: Vec<Skipped>,
+    pub sources: Vec<SourceScan>,
+}
+
+fn mtime_tag(meta: &fs::Metadata) -> String {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or_else(String::new, |d| d.as_nanos().to_string())
+}
+
+/// Expand the command-line paths and bucket URLs into inputs (sorted within each directory and
+/// bucket), leaving out what the store's ledgers show as read and unchanged. `options`
+/// fingerprints the reading options that decide which records are bad: an input that had bad
+/// records is read again when they change.
+pub fn discover_sources(
+    paths: &[PathBuf],
+    store: &Store,
+    opts: &DiscoverOptions,
+    options: &str,
+) -> Result<Discovered> {
+    let mut d = Discovered::default();
+    for p in paths {
+        let given = p.to_string_lossy();
+        if let Some(url) = BucketUrl::parse(&given) {
+            discover_bucket(url?, store, opts, options, &mut d)?;
+            continue;
+        }
+        if p.as_os_str() == "-" {
+            d.inputs.push(Input::Stdin);
+            d.tracked.push(None);
+            continue;
+        }
+        let meta = fs::metadata(p).map_err(|e| IngestError::Input {
+            path: p.clone(),
+            reason: format!("{e} (check the path)"),
+        })?;
+        let root = fs::canonicalize(p).map_err(|e| IngestError::Input {
+            path: p.clone(),
+            reason: e.to_string(),
+        })?;
+        let source = root.display().to_string();
+        let ledger = store.ledger(&source)?;
+        let mut found = Vec::new();
+        if meta.is_dir() {
+            let own = fs::canonicalize(store.root()).ok();
+            walk(p, own.as_deref(), &mut found, &mut d.skipped)?;
+        } else if let Some(reason) = classify(p) {
+            d.skipped.push(Skipped {
+                path: p.display().to_string(),
+                reason,
+            });
+        } else {
+            found.push(Input::File {
+                path: p.clone(),
+                size: meta.len(),
+            });
+        }
+        let idx = d.sources.len();
+        let mut stats = SourceStats {
+            source: source.clone(),
+            listed: found.len() as u64,
+            ..Default::default()
+        };
+        for input in found {
+            let Input::File { path, size } = &input else {
+                continue;
+            };
+            let key = if meta.is_dir() {
+                path.strip_prefix(p)
+                    .unwrap_or(path)
+                    .to_string_lossy()
+                    .into_owned()
+            } else {
+                String::new()
+            };
+            let tag = fs::metadata(path)
+                .map(|m| mtime_tag(&m))
+                .unwrap_or_default();
+            if !opts.reread && ledger.is_unchanged(&key, *size, &tag, options) {
+                stats.unchanged += 1;
+                continue;
+            }
+            stats.read += 1;
+            d.tracked.push(Some(Tracked {
+                source: idx,
+                key,
+                seen: Seen {
+                    size: *size,
+                    tag,
+                    bad_under: None,
+                },
+            }));
+            d.inputs.push(input);
+        }
+        d.sources.push(SourceScan {
+            ledger,
+            stats,
+            newest_day: BTreeMap::new(),
+        });
+    }
+    Ok(d)
+}
+
+fn discover_bucket(
+    url: BucketUrl,
+    store: &Store,
+    opts: &DiscoverOptions,
+    options: &str,
+    d: &mut Discovered,
+) -> Result<()> {
+    let source = url.to_string();
+    let ledger = store.ledger(&source)?;
+    let bucket = Arc::new(Bucket::open(url, &opts.bucket)?);
+    let rt = crate::bucket::runtime()?;
+    let listing = rt.block_on(bucket.list(&ledger, opts.full, opts.bucket.lookback_days))?;
+    if listing.objects.is_empty() && ledger.seen.is_empty() {
+        return Err(IngestError::Bucket {
+            url: source,
+            reason: "no event files under this prefix (check the prefix: a trail delivers \
+                     under <prefix>/AliyunLogs/Actiontrail/ or AWSLogs/<account>/CloudTrail/)"
+                .into(),
+        });
+    }
+    d.skipped.extend(listing.skipped);
+    let idx = d.sources.len();
+    let mut stats = SourceStats {
+        source,
+        listed: listing.objects.len() as u64,
+        list_calls: Some(listing.list_calls),
+        days_listed: Some(listing.days_listed),
+        ..Default::default()
+    };
+    for o in listing.objects {
+        let key = bucket.relative(o.location.as_ref()).to_owned();
+        let tag = o.e_tag.clone().unwrap_or_default();
+        if !opts.reread && ledger.is_unchanged(&key, o.size, &tag, options) {
+            stats.unchanged += 1;
+            continue;
+        }
+        stats.read += 1;
+        d.tracked.push(Some(Tracked {
+            source: idx,
+            key,
+            seen: Seen {
+                size: o.size,
+                tag,
+                bad_under: None,
+            },
+        }));
+        d.inputs.push(Input::Object(Arc::new(ObjectInput {
+            bucket: bucket.clone(),
+            key: o.location,
+            size: o.size,
+            etag: o.e_tag,
+        })));
+    }
+    d.sources.push(SourceScan {
+        ledger,
+        stats,
+        newest_day: listing.newest_day,
+    });
+    Ok(())
+}
+
 const EVENT_EXTENSIONS: [&str; 5] = [".json", ".jsonl", ".ndjson", ".log", ".gz"];
 
-fn classify(path: &Path) -> Option<SkipReason> {
+pub(crate) fn classify(path: &Path) -> Option<SkipReason> {
     let s = path.to_string_lossy();
     let comps: Vec<&str> = s.split(['/', '\\']).collect();
     if comps
@@ -68,7 +303,7 @@ fn classify(path: &Path) -> Option<SkipReason> {
     None
 }
 
-fn is_event_name(path: &Path) -> bool {
+pub(crate) fn is_event_name(path: &Path) -> bool {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().to_ascii_lowercase())
@@ -83,38 +318,13 @@ fn is_event_name(path: &Path) -> bool {
     in_tree || EVENT_EXTENSIONS.iter().any(|e| name.ends_with(e))
 }
 
-/// Expand the command-line paths into inputs, sorted within each directory, plus the files
-/// skipped on the way.
-pub fn discover(paths: &[PathBuf]) -> Result<(Vec<Input>, Vec<Skipped>)> {
-    let mut inputs = Vec::new();
-    let mut skipped = Vec::new();
-    for p in paths {
-        if p.as_os_str() == "-" {
-            inputs.push(Input::Stdin);
-            continue;
-        }
-        let meta = fs::metadata(p).map_err(|e| IngestError::Input {
-            path: p.clone(),
-            reason: format!("{e} (check the path)"),
-        })?;
-        if meta.is_dir() {
-            walk(p, &mut inputs, &mut skipped)?;
-        } else if let Some(reason) = classify(p) {
-            skipped.push(Skipped {
-                path: p.display().to_string(),
-                reason,
-            });
-        } else {
-            inputs.push(Input::File {
-                path: p.clone(),
-                size: meta.len(),
-            });
-        }
-    }
-    Ok((inputs, skipped))
-}
-
-fn walk(dir: &Path, inputs: &mut Vec<Input>, skipped: &mut Vec<Skipped>) -> Result<()> {
+/// Walk `dir` for event files; `own` (the store being written, canonical) is never entered.
+fn walk(
+    dir: &Path,
+    own: Option<&Path>,
+    inputs: &mut Vec<Input>,
+    skipped: &mut Vec<Skipped>,
+) -> Result<()> {
     let mut entries: Vec<_> = fs::read_dir(dir)
         .map_err(|e| IngestError::Input {
             path: dir.to_path_buf(),
@@ -134,7 +344,13 @@ fn walk(dir: &Path, inputs: &mut Vec<Input>, skipped: &mut Vec<Skipped>) -> Resu
                     reason,
                 });
             } else {
-                walk(&path, inputs, skipped)?;
+                let is_own = own.is_some_and(|o| {
+                    o.file_name() == path.file_name()
+                        && fs::canonicalize(&path).is_ok_and(|c| c == o)
+                });
+                if !is_own {
+                    walk(&path, own, inputs, skipped)?;
+                }
             }
         } else if ft.is_file() {
             if let Some(reason) = classify(&path) {
@@ -181,15 +397,29 @@ pub fn gunzip(bytes: &[u8]) -> (Vec<u8>, Option<String>) {
     }
 }
 
-/// Open an input as a byte stream, decompressing gzip when the content is gzip.
+/// Open a local input as a byte stream, decompressing gzip when the content is gzip.
 pub fn open_stream(input: &Input) -> Result<Box<dyn Read + Send>> {
-    let mut raw: Box<dyn Read + Send> = match input {
+    let raw: Box<dyn Read + Send> = match input {
         Input::File { path, .. } => Box::new(File::open(path).map_err(|e| IngestError::Input {
             path: path.clone(),
             reason: e.to_string(),
         })?),
         Input::Stdin => Box::new(io::stdin()),
+        Input::Object(o) => {
+            return Err(IngestError::Bucket {
+                url: o.url(),
+                reason: "objects are read by the pipeline, not opened as files".into(),
+            });
+        }
     };
+    decompressing(raw).map_err(|e| IngestError::Input {
+        path: PathBuf::from(input.display()),
+        reason: e.to_string(),
+    })
+}
+
+/// A stream, decompressed if its content is gzip.
+pub fn decompressing(mut raw: Box<dyn Read + Send>) -> io::Result<Box<dyn Read + Send>> {
     let mut head = [0u8; 2];
     let mut got = 0;
     while got < 2 {
@@ -197,12 +427,7 @@ pub fn open_stream(input: &Input) -> Result<Box<dyn Read + Send>> {
             Ok(0) => break,
             Ok(n) => got += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                return Err(IngestError::Input {
-                    path: PathBuf::from(input.display()),
-                    reason: e.to_string(),
-                });
-            }
+            Err(e) => return Err(e),
         }
     }
     let chained = io::Cursor::new(head[..got].to_vec()).chain(raw);

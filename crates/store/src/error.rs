@@ -20,6 +20,8 @@ pub enum StoreError {
     BadManifest { path: PathBuf, reason: String },
     #[error("store {} is locked by another trail process ({holder}); wait for it to finish or run again without --no-wait", path.display())]
     Locked { path: PathBuf, holder: String },
+    #[error("{}: unreadable: {reason}", path.display())]
+    Corrupt { path: PathBuf, reason: String },
     #[error("bad partition path component `{component}`: {reason}")]
     BadPartition { component: String, reason: String },
     #[error("{}: parquet", path.display())]

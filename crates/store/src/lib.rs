@@ -11,6 +11,7 @@
 //!   _trail/staging/           files being written; never read by anyone
 //!   _trail/quarantine/        bad input records with their errors, one NDJSON file per run
 //!   _trail/trails.json        the trails (which events go where), see [`trails`]
+//!   _trail/sources/           what each source has had read, see [`ledger`]
 //! ```
 //!
 //! * [`schema`] owns the canonical Arrow schema and its column names.
@@ -33,6 +34,7 @@
 pub mod error;
 pub mod fsutil;
 pub mod layout;
+pub mod ledger;
 pub mod manifest;
 pub mod order;
 pub mod props;
