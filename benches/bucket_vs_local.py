@@ -10,7 +10,8 @@ uploaded: the generated delivery tree is hard-linked into the server's root and 
 local directory and as `s3://bench/` over HTTP on localhost. Each run, from fresh stores:
 
 1. full ingest from local disk, then from the bucket (answers compared: the same rows);
-2. 1% new objects (a second generated tree of the same days) appear in the tree;
+2. 1% new objects (a second generated tree of two days, put on the tree's last day and the
+   day after, as new deliveries arrive) appear in the tree;
 3. the incremental run of each (the ledger skips what was read; a bucket lists only the days
    from its last listed day on), answers compared again.
 
@@ -88,12 +89,25 @@ def main():
     bucket_dir = os.path.join(root, "bench")
     base_files = link_tree(tree, bucket_dir)
     extra_dir = tempfile.mkdtemp(prefix="extra-", dir=data)
-    # The extra objects get names of their own in the same day folders.
+    # The extra objects arrive as new deliveries do: on the tree's last day and the day after
+    # (the generator's first two days are moved there), under names of their own.
+    last = max(os.path.join(*p.split(os.sep)[-3:]) for p, _, _ in os.walk(tree)
+               if len(p.split(os.sep)) >= 3 and all(x.isdigit() for x in p.split(os.sep)[-3:]))
+    y, m, d0 = (int(x) for x in last.split(os.sep))
+    import datetime
+    last_day = datetime.date(y, m, d0)
+    days = {}
     for d, _, files in os.walk(extra):
         for f in files:
             if f.startswith("."):
                 continue
             rel = os.path.relpath(os.path.join(d, f), extra)
+            parts = rel.split(os.sep)
+            day = datetime.date(int(parts[-4]), int(parts[-3]), int(parts[-2]))
+            days.setdefault(day, len(days))
+            moved = last_day + datetime.timedelta(days=days[day])
+            parts[-4:-1] = [f"{moved.year:04d}", f"{moved.month:02d}", f"{moved.day:02d}"]
+            rel = os.path.join(*parts)
             t = os.path.join(extra_dir, os.path.dirname(rel), "new-" + f)
             os.makedirs(os.path.dirname(t), exist_ok=True)
             os.link(os.path.join(d, f), t)
@@ -162,7 +176,11 @@ def main():
         pport = int(proxy.stdout.readline())
         run_measured([trail, "ingest", "-q", "--store", remote, "s3://bench/", "--endpoint",
                       endpoint])
-        link_tree(extra_dir, bucket_dir)
+        # The same increment under new names: objects the ledger has not seen.
+        for rel in extra_files:
+            head, name = os.path.split(rel)
+            t = os.path.join(bucket_dir, head, "late-" + name)
+            os.link(os.path.join(extra_dir, rel), t)
         _, _, out = run_measured([trail, "ingest", "-q", "--json", "--store", remote,
                                   "s3://bench/", "--endpoint", f"http://127.0.0.1:{pport}"])
         import urllib.request
@@ -171,6 +189,10 @@ def main():
         shutil.rmtree(work)
     finally:
         server.kill()
+        for d, _, files in os.walk(bucket_dir):
+            for f in files:
+                if f.startswith("late-") or f.startswith("new-"):
+                    os.remove(os.path.join(d, f))
         shutil.rmtree(extra_dir, ignore_errors=True)
 
     full, inc = calls[-1]
