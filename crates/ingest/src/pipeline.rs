@@ -929,13 +929,12 @@ impl Writer<'_> {
 /// newest day listed per date root (unless some object under that root could not be read).
 fn record_sources(
     guard: &WriteGuard,
-    sources: Vec<source::SourceScan>,
+    mut sources: Vec<source::SourceScan>,
     tracked: &[Option<source::Tracked>],
     failed: &HashSet<usize>,
     bad: &HashSet<usize>,
     options: &str,
 ) -> Result<Vec<SourceStats>> {
-    let mut sources = sources;
     let mut blocked_roots: Vec<HashSet<String>> = vec![HashSet::new(); sources.len()];
     for (i, t) in tracked.iter().enumerate() {
         let Some(t) = t else { continue };

@@ -119,6 +119,34 @@ pub struct Discovered {
     pub sources: Vec<SourceScan>,
 }
 
+impl Discovered {
+    /// Queue `input` of the source being scanned (the next in `sources`), unless
+    /// `skip_unchanged_under` is given (the reading options) and the ledger shows the input
+    /// read as it is now.
+    fn admit(
+        &mut self,
+        ledger: &Ledger,
+        stats: &mut SourceStats,
+        key: String,
+        seen: Seen,
+        input: Input,
+        skip_unchanged_under: Option<&str>,
+    ) {
+        if skip_unchanged_under.is_some_and(|o| ledger.is_unchanged(&key, seen.size, &seen.tag, o))
+        {
+            stats.unchanged += 1;
+            return;
+        }
+        stats.read += 1;
+        self.tracked.push(Some(Tracked {
+            source: self.sources.len(),
+            key,
+            seen,
+        }));
+        self.inputs.push(input);
+    }
+}
+
 fn mtime_tag(meta: &fs::Metadata) -> String {
     meta.modified()
         .ok()
@@ -173,7 +201,6 @@ pub fn discover_sources(
                 size: meta.len(),
             });
         }
-        let idx = d.sources.len();
         let mut stats = SourceStats {
             source: source.clone(),
             listed: found.len() as u64,
@@ -194,21 +221,13 @@ pub fn discover_sources(
             let tag = fs::metadata(path)
                 .map(|m| mtime_tag(&m))
                 .unwrap_or_default();
-            if !opts.reread && ledger.is_unchanged(&key, *size, &tag, options) {
-                stats.unchanged += 1;
-                continue;
-            }
-            stats.read += 1;
-            d.tracked.push(Some(Tracked {
-                source: idx,
-                key,
-                seen: Seen {
-                    size: *size,
-                    tag,
-                    bad_under: None,
-                },
-            }));
-            d.inputs.push(input);
+            let seen = Seen {
+                size: *size,
+                tag,
+                bad_under: None,
+            };
+            let skip = (!opts.reread).then_some(options);
+            d.admit(&ledger, &mut stats, key, seen, input, skip);
         }
         d.sources.push(SourceScan {
             ledger,
@@ -240,7 +259,6 @@ fn discover_bucket(
         });
     }
     d.skipped.extend(listing.skipped);
-    let idx = d.sources.len();
     let mut stats = SourceStats {
         source,
         listed: listing.objects.len() as u64,
@@ -250,27 +268,19 @@ fn discover_bucket(
     };
     for o in listing.objects {
         let key = bucket.relative(o.location.as_ref()).to_owned();
-        let tag = o.e_tag.clone().unwrap_or_default();
-        if !opts.reread && ledger.is_unchanged(&key, o.size, &tag, options) {
-            stats.unchanged += 1;
-            continue;
-        }
-        stats.read += 1;
-        d.tracked.push(Some(Tracked {
-            source: idx,
-            key,
-            seen: Seen {
-                size: o.size,
-                tag,
-                bad_under: None,
-            },
-        }));
-        d.inputs.push(Input::Object(Arc::new(ObjectInput {
+        let seen = Seen {
+            size: o.size,
+            tag: o.e_tag.clone().unwrap_or_default(),
+            bad_under: None,
+        };
+        let input = Input::Object(Arc::new(ObjectInput {
             bucket: bucket.clone(),
             key: o.location,
             size: o.size,
             etag: o.e_tag,
-        })));
+        }));
+        let skip = (!opts.reread).then_some(options);
+        d.admit(&ledger, &mut stats, key, seen, input, skip);
     }
     d.sources.push(SourceScan {
         ledger,
