@@ -28,8 +28,9 @@ pub const DEFAULT_STORE: &str = "trail-store";
                   Exit codes: 0 success, 1 error, 2 usage error, 3 finished but quarantined bad records."
 )]
 pub struct Cli {
-    /// The store directory [default: ./trail-store].
-    #[arg(long, env = "TRAIL_STORE", value_name = "DIR")]
+    /// The store: a directory, or a bucket (`s3://bucket/prefix`, `oss://bucket/prefix`)
+    /// [default: ./trail-store].
+    #[arg(long, env = "TRAIL_STORE", value_name = "DIR|URL")]
     pub store: Option<PathBuf>,
     #[command(flatten)]
     pub engine: EngineArgs,
@@ -72,8 +73,8 @@ pub struct LibraryArgs {
 /// `--store` on a command (overrides one written before the command).
 #[derive(Args, Clone, Default)]
 pub struct StoreArg {
-    /// The store directory [default: $TRAIL_STORE, else ./trail-store].
-    #[arg(long, value_name = "DIR")]
+    /// The store: a directory or a bucket URL [default: $TRAIL_STORE, else ./trail-store].
+    #[arg(long, value_name = "DIR|URL")]
     pub store: Option<PathBuf>,
 }
 
@@ -117,6 +118,10 @@ pub enum Command {
     Compact(CompactArgs),
     /// Show what the store holds: partitions, files, events, time range.
     Info(InfoArgs),
+    /// Remove what no commit references any more from a store in a bucket: files replaced by
+    /// compaction, and uploads of writers that crashed or lost a commit race, once they are
+    /// older than the grace period (readers may still be reading them).
+    Vacuum(VacuumArgs),
     /// Run SQL against the store.
     Sql(SqlArgs),
     /// The interactive SQL shell (also what `trail` alone opens).
@@ -167,6 +172,7 @@ impl Command {
             Command::Ingest(a) => Some(&a.store),
             Command::Compact(a) => Some(&a.store),
             Command::Info(a) => Some(&a.store),
+            Command::Vacuum(a) => Some(&a.store),
             Command::Sql(a) => Some(&a.query.store),
             Command::Repl(a) => Some(&a.query.store),
             Command::Run(a) => Some(&a.query.store),
@@ -218,6 +224,7 @@ impl Command {
             Command::Ingest(_) => "ingest",
             Command::Compact(_) => "compact",
             Command::Info(_) => "info",
+            Command::Vacuum(_) => "vacuum",
             Command::Sql(_) => "sql",
             Command::Repl(_) => "repl",
             Command::Queries(_) => "queries",
@@ -488,7 +495,7 @@ pub struct IngestArgs {
     /// once).
     #[arg(long)]
     pub reread: bool,
-    /// An S3-compatible endpoint for bucket sources (`http://127.0.0.1:9000`, or an OSS
+    /// An S3-compatible endpoint for bucket sources and a store in a bucket (`http://127.0.0.1:9000`, or an OSS
     /// endpoint such as `https://oss-cn-hangzhou.aliyuncs.com`). Default: AWS for `s3://`,
     /// `OSS_ENDPOINT` for `oss://`.
     #[arg(long, env = "TRAIL_ENDPOINT")]
@@ -556,6 +563,21 @@ pub struct CompactArgs {
     /// Fail at once if another trail process is writing the store.
     #[arg(long, env = "TRAIL_NO_WAIT")]
     pub no_wait: bool,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct VacuumArgs {
+    #[command(flatten)]
+    pub store: StoreArg,
+    /// Keep what a commit within this many minutes still referenced, and anything younger.
+    #[arg(long, value_name = "MINUTES", default_value_t = 60)]
+    pub grace_minutes: u64,
+    /// Say what would be removed, remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,

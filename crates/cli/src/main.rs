@@ -206,6 +206,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let Some(command) = cli.command else {
         return repl(&setup, render::Format::Table);
     };
+    let local_only = match &command {
+        Command::Trails(_) => Some("`trail trails`"),
+        Command::Deliver(_) => Some("`trail deliver`"),
+        Command::Insight(_) => Some("`trail insight`"),
+        Command::Detect(_) => Some("`trail detect`"),
+        Command::Sigma(SigmaCommand::Run(_)) => Some("`trail sigma run`"),
+        _ => None,
+    };
+    if let Some(what) = local_only
+        && is_bucket(&setup.store)
+    {
+        anyhow::bail!(
+            "{}: {what} works on a store on local disk only for now; run it on a local copy \
+             (`aws s3 sync {} DIR`), or query the bucket store with `trail sql` and `trail run`",
+            setup.store.display(),
+            setup.store.display()
+        );
+    }
     match command {
         Command::Ingest(a) => {
             let code = ingest(&setup.store, a)?;
@@ -214,6 +232,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Compact(a) => compact(&setup.store, a),
         Command::Info(a) => info(&setup.store, a.json),
+        Command::Vacuum(a) => vacuum(&setup.store, a),
         Command::Sql(a) => sql(&setup, a),
         Command::Repl(a) => repl(&setup, a.format),
         Command::Queries(a) => queries(&setup, a),
@@ -557,7 +576,16 @@ fn deliver(setup: &Setup, a: args::DeliverArgs) -> Result<ExitCode> {
 
 /// After an ingest or an insight job, deliver for the started trails (nothing to do, and no
 /// engine opened, when none is started).
+/// Does `store` name a bucket (`s3://`, `oss://`)?
+fn is_bucket(store: &Path) -> bool {
+    let s = store.to_string_lossy();
+    s.starts_with("s3://") || s.starts_with("oss://")
+}
+
 fn deliver_started_trails(setup: &Setup) -> Result<()> {
+    if is_bucket(&setup.store) {
+        return Ok(());
+    }
     let Ok(store) = trail_store::Store::open(&setup.store) else {
         return Ok(());
     };
@@ -641,6 +669,23 @@ fn print_trails(out: &mut impl Write, v: &serde_json::Value) -> Result<()> {
     Ok(())
 }
 
+/// Endpoint, region and addressing for buckets, from `trail ingest`'s flags.
+fn connect_options(a: &args::IngestArgs) -> trail_ingest::bucket::ConnectOptions {
+    let env = trail_ingest::bucket::ConnectOptions::from_env();
+    trail_ingest::bucket::ConnectOptions {
+        endpoint: a.endpoint.clone().or(env.endpoint),
+        region: a.region.clone().or(env.region),
+        addressing: a
+            .addressing
+            .map(|x| match x {
+                args::Addressing::Path => trail_ingest::bucket::Addressing::Path,
+                args::Addressing::Virtual => trail_ingest::bucket::Addressing::Virtual,
+            })
+            .or(env.addressing),
+        pool: env.pool,
+    }
+}
+
 fn ingest(store: &Path, a: args::IngestArgs) -> Result<ExitCode> {
     let opts = trail_ingest::IngestOptions {
         normalize: trail_ingest::NormalizeOptions {
@@ -655,12 +700,7 @@ fn ingest(store: &Path, a: args::IngestArgs) -> Result<ExitCode> {
             full: a.full,
             reread: a.reread,
             bucket: trail_ingest::bucket::BucketOptions {
-                endpoint: a.endpoint.clone(),
-                region: a.region.clone(),
-                addressing: a.addressing.map(|x| match x {
-                    args::Addressing::Path => trail_ingest::bucket::Addressing::Path,
-                    args::Addressing::Virtual => trail_ingest::bucket::Addressing::Virtual,
-                }),
+                connect: connect_options(&a),
                 concurrency: usize::from(a.fetch_concurrency),
                 lookback_days: a.lookback_days,
             },
@@ -813,6 +853,50 @@ fn compact(store: &Path, a: args::CompactArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn vacuum(store: &Path, a: args::VacuumArgs) -> Result<ExitCode> {
+    let store = trail_store::Store::open(store)?;
+    let mut out = std::io::stdout().lock();
+    let Some(bucket) = store.bucket() else {
+        // Taking the lock finishes an interrupted commit and empties staging.
+        drop(store.lock(true, |holder| {
+            eprintln!("waiting for another trail process ({})", visible(holder));
+        })?);
+        if a.json {
+            writeln!(
+                out,
+                "{}",
+                serde_json::json!({"files": 0, "bytes": 0, "versions": 0, "kept_young": 0})
+            )?;
+        } else {
+            writeln!(
+                out,
+                "nothing to vacuum: a store on local disk removes replaced files when it commits"
+            )?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    };
+    let grace = std::time::Duration::from_secs(a.grace_minutes.saturating_mul(60));
+    let r = bucket.vacuum(grace, a.dry_run)?;
+    if a.json {
+        let v = serde_json::json!({"files": r.files, "bytes": r.bytes, "versions": r.versions,
+            "kept_young": r.kept_young, "dry_run": a.dry_run});
+        writeln!(out, "{v}")?;
+    } else {
+        let verb = if a.dry_run { "would remove" } else { "removed" };
+        writeln!(
+            out,
+            "{verb} {} unreferenced files ({}) and {} old manifest versions; kept {} younger \
+             than {} minutes",
+            r.files,
+            display::human_bytes(r.bytes),
+            r.versions,
+            r.kept_young,
+            a.grace_minutes
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn info(store: &Path, json: bool) -> Result<ExitCode> {
     let store = trail_store::Store::open(store)?;
     let snap = store.snapshot()?;
@@ -829,7 +913,7 @@ fn info(store: &Path, json: bool) -> Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     if json {
         let v = serde_json::json!({
-            "store": store.root().display().to_string(),
+            "store": store.location(),
             "generation": snap.generation,
             "events": snap.total_rows(),
             "files": snap.files.len(),
@@ -845,11 +929,7 @@ fn info(store: &Path, json: bool) -> Result<ExitCode> {
         writeln!(out)?;
         return Ok(ExitCode::SUCCESS);
     }
-    writeln!(
-        out,
-        "store       {}",
-        visible(&store.root().display().to_string())
-    )?;
+    writeln!(out, "store       {}", visible(&store.location()))?;
     writeln!(out, "generation  {}", snap.generation)?;
     writeln!(out, "events      {}", snap.total_rows())?;
     writeln!(

@@ -577,7 +577,7 @@ pub async fn run(engine: &Engine, library: &Library, format: Format) -> Result<E
     println!(
         "trail {} on {} — statements end with `;`, \\? for help, Ctrl-D to leave",
         env!("CARGO_PKG_VERSION"),
-        visible(&engine.root().display().to_string())
+        visible(&engine.store().location())
     );
     loop {
         match editor.readline("trail> ") {

@@ -2,7 +2,9 @@
 //! `trail ingest s3://...` and `oss://...` against a real S3-compatible server (moto's, started
 //! here on a localhost port), through a fault-injecting proxy where the test needs faults:
 //! delivery layouts (ActionTrail, multi-account, CloudTrail, organization), incremental sync with
-//! the ledger, virtual-hosted addressing, faults, and bad input.
+//! the ledger, virtual-hosted addressing, faults, and bad input; and a store that lives in a
+//! bucket (`--store s3://...`): queries, compaction and vacuum on it, writers racing for one
+//! commit, and kill -9 in the middle of commits.
 
 mod common;
 
@@ -157,6 +159,19 @@ fn put_bytes(s3: &S3, bucket: &str, key: &str, bytes: &[u8]) {
 /// `trail ingest --json --store STORE ARGS` with test credentials and nothing else from the
 /// caller's AWS settings.
 fn ingest_bucket(store: &Path, args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let mut c = trail_s3(store.parent().unwrap_or(store));
+    for (k, v) in envs {
+        c.env(k, v);
+    }
+    c.args(["ingest", "--json", "-q", "--store"])
+        .arg(store)
+        .args(args)
+        .output()
+        .expect("trail runs")
+}
+
+/// `trail` with test credentials and nothing else from the caller's AWS settings.
+fn trail_s3(home: &Path) -> Command {
     let mut c = trail();
     for (k, _) in std::env::vars_os() {
         let k = k.to_string_lossy().into_owned();
@@ -167,17 +182,93 @@ fn ingest_bucket(store: &Path, args: &[&str], envs: &[(&str, &str)]) -> Output {
     c.env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", "test")
         .env("AWS_REGION", "us-east-1")
-        .env("HOME", store.parent().unwrap_or(store))
+        .env("HOME", home)
         .env_remove("HTTP_PROXY")
         .env_remove("http_proxy");
-    for (k, v) in envs {
-        c.env(k, v);
+    c
+}
+
+/// A store in a bucket of the server at `endpoint`.
+struct BucketStore {
+    endpoint: String,
+    url: String,
+    home: PathBuf,
+}
+
+impl BucketStore {
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = trail_s3(&self.home);
+        c.env("TRAIL_ENDPOINT", &self.endpoint)
+            .args(["--store", &self.url])
+            .args(args);
+        c
     }
-    c.args(["ingest", "--json", "-q", "--store"])
-        .arg(store)
-        .args(args)
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("trail runs")
+    }
+
+    fn ok(&self, args: &[&str]) -> Output {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "trail {args:?} on {} failed ({:?}):\n{}\n{}",
+            self.url,
+            o.status.code(),
+            stdout(&o),
+            stderr(&o)
+        );
+        o
+    }
+
+    fn rows(&self) -> String {
+        stdout(&self.ok(&["sql", "--format", "csv", "-c", ROWS]))
+    }
+
+    fn info(&self) -> serde_json::Value {
+        json(&self.ok(&["info", "--json"]))
+    }
+
+    /// The same store through another endpoint (the server directly, not the proxy).
+    fn via(&self, endpoint: &str) -> BucketStore {
+        BucketStore {
+            endpoint: endpoint.to_owned(),
+            url: self.url.clone(),
+            home: self.home.clone(),
+        }
+    }
+}
+
+/// Keys under `prefix` in `bucket`.
+fn keys(s3: &S3, bucket: &str, prefix: &str) -> Vec<String> {
+    let script = "import boto3,sys\n\
+                  s3=boto3.client('s3',endpoint_url=sys.argv[1],aws_access_key_id='test',\
+                  aws_secret_access_key='test',region_name='us-east-1')\n\
+                  for p in s3.get_paginator('list_objects_v2').paginate(Bucket=sys.argv[2],Prefix=sys.argv[3]):\n    \
+                  [print(o['Key']) for o in p.get('Contents',[])]\n";
+    let o = Command::new("python3")
+        .args(["-c", script, &s3.endpoint(), bucket, prefix])
         .output()
-        .expect("trail runs")
+        .expect("python3 runs");
+    assert!(o.status.success(), "{}", stderr(&o));
+    stdout(&o).lines().map(str::to_owned).collect()
+}
+
+fn generated(dir: &Path, events: &str, seed: &str) {
+    let o = run(&[
+        "gen",
+        "--out",
+        dir.to_str().unwrap(),
+        "--events",
+        events,
+        "--days",
+        "3",
+        "--regions",
+        "2",
+        "--seed",
+        seed,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
 }
 
 fn ok(o: Output) -> serde_json::Value {
@@ -634,4 +725,239 @@ fn a_local_tree_is_read_again_only_where_it_changed() {
     assert_eq!(fourth["files_read"], 3);
     assert_eq!(fourth["ingested"], 0);
     assert_eq!(fourth["duplicates"], 15);
+}
+
+#[test]
+fn a_store_in_a_bucket_answers_like_a_local_one_and_vacuum_keeps_it_tidy() {
+    let Some(s3) = s3_server(false) else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let tree = tmp.path().join("tree");
+    delivery_tree(&tree);
+    put_bytes(&s3, "stores", "README", b"audit stores");
+    let local = tmp.path().join("local");
+    ingest(&local, &[&tree]);
+    let store = BucketStore {
+        endpoint: s3.endpoint(),
+        url: "s3://stores/team/trail".into(),
+        home: tmp.path().to_path_buf(),
+    };
+    let first = json(&store.ok(&["ingest", "--json", "-q", tree.to_str().unwrap()]));
+    assert_eq!(first["store"], "s3://stores/team/trail/", "{first}");
+    assert_eq!(
+        store.rows(),
+        rows(&local),
+        "the same events as on local disk"
+    );
+    let audit = "SELECT count(*) AS n FROM audit_logs";
+    assert_eq!(
+        stdout(&store.ok(&["sql", "--format", "csv", "-c", audit])),
+        stdout(&ok_on(&local, &["sql", "--format", "csv", "-c", audit])),
+    );
+    let info = store.info();
+    let local_info = json(&ok_on(&local, &["info", "--json"]));
+    assert_eq!(info["events"], local_info["events"], "{info}");
+    assert_eq!(info["store"], "s3://stores/team/trail/");
+    // The same layout as on disk: partitions under events/, the manifest's log under _trail/.
+    let stored = keys(&s3, "stores", "team/trail/");
+    assert!(
+        stored
+            .iter()
+            .any(|k| k.starts_with("team/trail/events/region=cn-hangzhou/eventDate=2020-12-17/")),
+        "{stored:?}"
+    );
+    assert!(stored.contains(&"team/trail/_trail/log/00000000000000000001.json".to_owned()));
+
+    // Three small runs into one partition, then compaction merges them.
+    let extra = tmp.path().join("extra");
+    std::fs::create_dir_all(&extra).unwrap();
+    for i in 0..3 {
+        let f = extra.join(format!("late-{i}.json"));
+        std::fs::write(&f, new_event(&format!("LATE-{i}"), "2020-12-18T09:00:00Z")).unwrap();
+        store.ok(&["ingest", "-q", "--no-compact", f.to_str().unwrap()]);
+    }
+    let before = store.info();
+    assert_eq!(before["events"], local_info["events"].as_u64().unwrap() + 3);
+    let compacted = json(&store.ok(&["compact", "--json"]));
+    assert!(
+        compacted["files_removed"].as_u64().unwrap() >= 3,
+        "{compacted}"
+    );
+    let after = store.info();
+    assert_eq!(after["events"], before["events"]);
+    assert!(after["files"].as_u64() < before["files"].as_u64());
+
+    // The replaced files stay for readers that planned before the compaction, until vacuum.
+    let events_keys = |s3: &S3| keys(s3, "stores", "team/trail/events/").len() as u64;
+    assert!(events_keys(&s3) > after["files"].as_u64().unwrap());
+    let young = json(&store.ok(&["vacuum", "--json"]));
+    assert_eq!(
+        young["files"], 0,
+        "the versions that list them are within the grace period: {young}"
+    );
+    assert!(events_keys(&s3) > after["files"].as_u64().unwrap());
+    let dry = json(&store.ok(&["vacuum", "--json", "--grace-minutes", "0", "--dry-run"]));
+    assert!(dry["files"].as_u64().unwrap() >= 3, "{dry}");
+    assert!(
+        events_keys(&s3) > after["files"].as_u64().unwrap(),
+        "a dry run removes nothing"
+    );
+    let done = json(&store.ok(&["vacuum", "--json", "--grace-minutes", "0"]));
+    assert_eq!(done["files"], dry["files"]);
+    assert_eq!(events_keys(&s3), after["files"].as_u64().unwrap());
+    assert_eq!(store.info()["events"], after["events"]);
+    let log = keys(&s3, "stores", "team/trail/_trail/log/");
+    assert_eq!(log.len(), 1, "only the latest version is left: {log:?}");
+
+    // TRAIL_STORE names it as well as --store; commands that write beside the events refuse
+    // it in one line.
+    let o = trail_s3(tmp.path())
+        .env("TRAIL_ENDPOINT", s3.endpoint())
+        .env("TRAIL_STORE", &store.url)
+        .args([
+            "sql",
+            "--format",
+            "csv",
+            "-c",
+            "SELECT count(*) AS n FROM events",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        stdout(&o).lines().nth(1),
+        Some(after["events"].to_string().as_str())
+    );
+    let refused = store.run(&["insight", "ip"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stderr(&refused).contains("local disk"),
+        "{}",
+        stderr(&refused)
+    );
+    assert_eq!(stderr(&refused).trim().lines().count(), 1);
+    // A prefix that holds no store says how to make one.
+    let none = store.via(&s3.endpoint());
+    let none = BucketStore {
+        url: "s3://stores/nothing-here".into(),
+        ..none
+    };
+    let o = none.run(&["info"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("trail ingest --store"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn writers_racing_for_one_bucket_store_commit_store_every_event_once() {
+    let Some(s3) = s3_server(false) else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let trees: Vec<PathBuf> = (1..=3)
+        .map(|i| {
+            let t = tmp.path().join(format!("g{i}"));
+            generated(&t, "1500", &i.to_string());
+            t
+        })
+        .collect();
+    put_bytes(&s3, "race", "README", b"race");
+    let local = tmp.path().join("local");
+    ingest(&local, &[&trees[0], &trees[1], &trees[2]]);
+    // Slow answers, 503s, and conditional writes whose answer is lost after the server did
+    // them (the writer must find that the version is its own).
+    let p = proxy(
+        s3.port,
+        &[
+            "--fail",
+            "0.05",
+            "--lose",
+            "0.1",
+            "--delay",
+            "0.2",
+            "--delay-ms",
+            "50",
+        ],
+    );
+    let store = BucketStore {
+        endpoint: format!("http://127.0.0.1:{}", p.port),
+        url: "s3://race/store".into(),
+        home: tmp.path().to_path_buf(),
+    };
+    // Each pair of trees overlaps another writer's: dedup must hold across the race.
+    let writers: Vec<Child> = [(0, 1), (1, 2), (2, 0)]
+        .iter()
+        .map(|&(a, b)| {
+            store
+                .command(&["ingest", "--json", "-q"])
+                .arg(&trees[a])
+                .arg(&trees[b])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut retries = 0;
+    for w in writers {
+        let summary = ok(w.wait_with_output().unwrap());
+        retries += summary["commit_retries"].as_u64().unwrap_or(0);
+    }
+    let direct = store.via(&s3.endpoint());
+    assert_eq!(direct.rows(), rows(&local), "every event exactly once");
+    let stats = p.stats();
+    assert!(retries >= 1, "the writers raced: {stats}");
+    assert!(
+        stats["precondition_failed"].as_u64().unwrap() >= 1,
+        "{stats}"
+    );
+    assert!(stats["faults"].as_u64().unwrap() >= 5, "{stats}");
+}
+
+#[test]
+fn kill_9_during_bucket_store_commits_loses_and_repeats_nothing() {
+    let Some(s3) = s3_server(false) else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let tree = tmp.path().join("tree");
+    generated(&tree, "4000", "9");
+    put_bytes(&s3, "crash", "README", b"crash");
+    let local = tmp.path().join("local");
+    ingest(&local, &[&tree]);
+    let p = proxy(s3.port, &["--delay", "0.3", "--delay-ms", "40"]);
+    let store = BucketStore {
+        endpoint: format!("http://127.0.0.1:{}", p.port),
+        url: "s3://crash/store".into(),
+        home: tmp.path().to_path_buf(),
+    };
+    let run = |s: &BucketStore| {
+        s.command(&["ingest", "-q", "--reread", "--no-compact"])
+            .arg(&tree)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    // How long a whole run takes here, on a store of its own.
+    let timing = BucketStore {
+        url: "s3://crash/timing".into(),
+        ..store.via(&store.endpoint)
+    };
+    let started = Instant::now();
+    assert!(run(&timing).wait().unwrap().success());
+    let whole = started.elapsed();
+    // Kill runs late in their work: while they upload, commit or write the ledger.
+    for fraction in [0.5, 0.7, 0.8, 0.9, 0.95, 1.0] {
+        let mut child = run(&store);
+        std::thread::sleep(whole.mul_f64(fraction));
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let last = store.ok(&["ingest", "-q", "--reread", tree.to_str().unwrap()]);
+    assert!(last.status.success());
+    let direct = store.via(&s3.endpoint());
+    assert_eq!(direct.rows(), rows(&local), "every event exactly once");
+    // What the killed runs left is unreferenced; vacuum removes it and nothing else.
+    let files = direct.info()["files"].as_u64().unwrap();
+    direct.ok(&["vacuum", "--grace-minutes", "0"]);
+    assert_eq!(keys(&s3, "crash", "store/events/").len() as u64, files);
+    assert_eq!(direct.rows(), rows(&local));
 }

@@ -206,14 +206,14 @@ pub fn compact_partitions(
         }
         by_dir.entry(dir.to_owned()).or_default().push(f.clone());
     }
-    let root = guard.store().root().to_path_buf();
+    let store = guard.store().clone();
     for (dir, files) in by_dir {
         if files.len() < opts.min_files.max(2) {
             continue;
         }
         let mut files = files
             .into_iter()
-            .map(|f| Ok(in_stored_order(&root.join(&f.path))?.then_some(f)))
+            .map(|f| Ok(in_stored_order(&store.readable_path(&f.path)?)?.then_some(f)))
             .filter_map(Result::transpose)
             .collect::<Result<Vec<_>>>()?;
         if files.len() < opts.min_files.max(2) {
@@ -237,7 +237,10 @@ pub fn compact_partitions(
         let mut added = Vec::new();
         let mut removed = Vec::new();
         for group in groups.into_iter().filter(|g| g.len() >= 2) {
-            let paths: Vec<PathBuf> = group.iter().map(|f| root.join(&f.path)).collect();
+            let paths: Vec<PathBuf> = group
+                .iter()
+                .map(|f| store.readable_path(&f.path))
+                .collect::<std::result::Result<_, _>>()?;
             let total: u64 = group.iter().map(|f| f.rows).sum();
             let (staged, rel) = guard.new_file(&key);
             let mut out = EventFileWriter::create(staged, total as usize)?;

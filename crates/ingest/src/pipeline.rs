@@ -23,7 +23,7 @@ use serde::Serialize;
 use trail_store::layout::PartitionKey;
 use trail_store::manifest::{QUARANTINE, StagedFile};
 use trail_store::order::{self, SortKey};
-use trail_store::{Store, WriteGuard};
+use trail_store::{Store, StoreError, WriteGuard};
 
 use crate::audit::{self, AuditBuilder};
 use crate::batch::{BatchBuilder, NormalizeOptions, Rejection, check};
@@ -88,6 +88,10 @@ pub struct Progress {
     pub records: AtomicU64,
 }
 
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 /// One bad record as reported (the full text is in the quarantine file).
 #[derive(Debug, Clone, Serialize)]
 pub struct BadRecord {
@@ -142,6 +146,9 @@ pub struct IngestSummary {
     pub compaction: Option<CompactSummary>,
     /// Per source: found, unchanged since the last run (not read), read; LIST calls.
     pub sources: Vec<SourceStats>,
+    /// Times the run started again after another writer committed to a bucket store first.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub commit_retries: u32,
     pub elapsed_secs: f64,
 }
 
@@ -719,15 +726,15 @@ impl Writer<'_> {
         self.buffered = self.buffered.saturating_sub(p.bytes);
         if !self.audit_keys.contains_key(&date) {
             let dir = trail_store::layout::audit_log_dir(date);
-            let root = self.guard.store().root().to_path_buf();
+            let store = self.guard.store();
             let mut paths: Vec<PathBuf> = self
                 .guard
                 .manifest()
                 .audit_logs
                 .iter()
                 .filter(|f| f.path.rsplit_once('/').is_some_and(|(d, _)| d == dir))
-                .map(|f| root.join(&f.path))
-                .collect();
+                .map(|f| store.readable_path(&f.path))
+                .collect::<std::result::Result<_, _>>()?;
             paths.extend(
                 self.audit_staged_by_date
                     .get(&date)
@@ -850,15 +857,15 @@ impl Writer<'_> {
                 self.cached_keys = 0;
             }
             let dir = key.dir();
-            let root = self.guard.store().root().to_path_buf();
+            let store = self.guard.store();
             let mut paths: Vec<PathBuf> = self
                 .guard
                 .manifest()
                 .files
                 .iter()
                 .filter(|f| f.path.rsplit_once('/').is_some_and(|(d, _)| d == dir))
-                .map(|f| root.join(&f.path))
-                .collect();
+                .map(|f| store.readable_path(&f.path))
+                .collect::<std::result::Result<_, _>>()?;
             paths.extend(self.staged_by_part.get(key).into_iter().flatten().cloned());
             let mut set = HashSet::new();
             load_keys(&paths, &mut set)?;
@@ -982,7 +989,62 @@ pub fn ingest(
     on_wait: impl FnOnce(&str),
 ) -> Result<IngestSummary> {
     let started = Instant::now();
-    let store = Store::create(root)?;
+    let mut on_wait = Some(on_wait);
+    let mut retries = 0u32;
+    loop {
+        let wait = |holder: &str| {
+            if let Some(f) = on_wait.take() {
+                f(holder);
+            }
+        };
+        match ingest_once(root, paths, opts, progress, wait) {
+            // Another writer committed to the bucket store first: what this attempt uploaded
+            // is gone again, so run against the new state (dedup keeps every event once).
+            Err(IngestError::Store(StoreError::Conflict { url, generation }))
+                if retries < COMMIT_RETRIES =>
+            {
+                retries += 1;
+                tracing::info!("{url}: generation {generation} was taken; reading again");
+                for counter in [
+                    &progress.bytes_done,
+                    &progress.files_done,
+                    &progress.records,
+                ] {
+                    counter.store(0, Ordering::Relaxed);
+                }
+            }
+            Err(IngestError::Store(StoreError::Conflict { url, generation })) => {
+                return Err(IngestError::Bucket {
+                    url,
+                    reason: format!(
+                        "other writers committed first {} times in a row (last at generation \
+                         {generation}); nothing of this run was committed, run it again",
+                        retries + 1
+                    ),
+                });
+            }
+            Err(e) => return Err(e),
+            Ok(mut summary) => {
+                summary.commit_retries = retries;
+                summary.elapsed_secs = started.elapsed().as_secs_f64();
+                return Ok(summary);
+            }
+        }
+    }
+}
+
+/// Times a run against a bucket store starts again after losing a commit race.
+const COMMIT_RETRIES: u32 = 8;
+
+fn ingest_once(
+    root: &std::path::Path,
+    paths: &[PathBuf],
+    opts: &IngestOptions,
+    progress: &Progress,
+    on_wait: impl FnOnce(&str),
+) -> Result<IngestSummary> {
+    let started = Instant::now();
+    let store = Store::create_with(root, &opts.discover.bucket.connect)?;
     let mut guard = store.lock(opts.wait_for_lock, on_wait)?;
     // Under the lock: the ledgers read are those of the last commit.
     let options = format!("{:?}/{}", opts.normalize, opts.max_record_bytes);
@@ -1018,7 +1080,7 @@ pub fn ingest(
         quarantine: None,
         bad_files: HashSet::new(),
         summary: IngestSummary {
-            store: root.display().to_string(),
+            store: store.location(),
             files_read: inputs.len() as u64,
             digest_files: skipped
                 .iter()
@@ -1102,7 +1164,10 @@ pub fn ingest(
             trail_store::manifest::META_DIR,
             writer.guard.next_generation()
         );
-        writer.summary.quarantine_file = Some(store.root().join(&name).display().to_string());
+        writer.summary.quarantine_file = Some(match store.bucket() {
+            Some(b) => b.url().key_url(&b.key(&name)),
+            None => store.root().join(&name).display().to_string(),
+        });
         extra.push((path, name));
     }
     let bad_files = std::mem::take(&mut writer.bad_files);
@@ -1133,10 +1198,16 @@ pub fn ingest(
         &options,
     )?;
     if let Some(copts) = &opts.compact {
-        let c = compact_partitions(&mut guard, copts, Some(&touched))?;
-        if c.files_removed > 0 {
-            summary.generation = guard.manifest().generation;
-            summary.compaction = Some(c);
+        match compact_partitions(&mut guard, copts, Some(&touched)) {
+            Ok(c) if c.files_removed > 0 => {
+                summary.generation = guard.manifest().generation;
+                summary.compaction = Some(c);
+            }
+            Ok(_) => {}
+            // The events are committed; another writer's commit came between. Compaction is
+            // only tidying, and the next run does it.
+            Err(IngestError::Store(StoreError::Conflict { .. })) => {}
+            Err(e) => return Err(e),
         }
     }
     summary.bytes_read = progress.bytes_done.load(Ordering::Relaxed);

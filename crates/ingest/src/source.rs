@@ -12,7 +12,7 @@ use chrono::NaiveDate;
 use trail_store::Store;
 use trail_store::ledger::{Ledger, Seen};
 
-use crate::bucket::{Bucket, BucketOptions, BucketUrl, ObjectInput};
+use crate::bucket::{BucketOptions, BucketUrl, ObjectInput};
 
 use flate2::read::MultiGzDecoder;
 
@@ -247,9 +247,14 @@ fn discover_bucket(
 ) -> Result<()> {
     let source = url.to_string();
     let ledger = store.ledger(&source)?;
-    let bucket = Arc::new(Bucket::open(url, &opts.bucket)?);
+    let bucket = Arc::new(opts.bucket.open(url)?);
     let rt = crate::bucket::runtime()?;
-    let listing = rt.block_on(bucket.list(&ledger, opts.full, opts.bucket.lookback_days))?;
+    let listing = rt.block_on(crate::bucket::list(
+        &bucket,
+        &ledger,
+        opts.full,
+        opts.bucket.lookback_days,
+    ))?;
     if listing.objects.is_empty() && ledger.seen.is_empty() {
         return Err(IngestError::Bucket {
             url: source,
@@ -267,7 +272,7 @@ fn discover_bucket(
         ..Default::default()
     };
     for o in listing.objects {
-        let key = bucket.relative(o.location.as_ref()).to_owned();
+        let key = crate::bucket::relative(&bucket, o.location.as_ref()).to_owned();
         let seen = Seen {
             size: o.size,
             tag: o.e_tag.clone().unwrap_or_default(),

@@ -37,7 +37,7 @@ use datafusion::catalog::TableProvider;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{Expr, ident};
 use ipnet::IpNet;
-use trail_store::{Store, schema};
+use trail_store::schema;
 
 use crate::{Engine, QueryError, Result};
 
@@ -444,7 +444,7 @@ fn snapshot_table(
     engine: &Engine,
     generation: Option<u64>,
 ) -> Result<(Arc<dyn TableProvider>, u64)> {
-    let snapshot = Store::open(engine.root())?.snapshot()?;
+    let snapshot = engine.store().snapshot()?;
     let latest = snapshot.generation;
     let at = match generation {
         Some(g) if g > latest => {

@@ -68,11 +68,21 @@ impl CommittedEvents {
     /// every file any manifest listed has the stored schema, and a file missing from the set is
     /// read from its own footer. A manifest that cannot be read gives an empty set: every file
     /// is then read from its footer, as a plain listing would.
+    ///
+    /// For a store in a bucket this is also where a query picks its snapshot: the latest
+    /// manifest version (one LIST of the versions newer than the last one read), whose files
+    /// the table's listing then returns.
     fn committed(&self) -> Arc<HashSet<String>> {
         let manifest = self.store.manifest_path();
-        let stamp = std::fs::metadata(&manifest)
-            .ok()
-            .and_then(|m| Some((m.modified().ok()?, m.len())));
+        let stamp = match self.store.bucket() {
+            Some(b) => b
+                .latest()
+                .ok()
+                .map(|(generation, _)| (SystemTime::UNIX_EPOCH, generation)),
+            None => std::fs::metadata(&manifest)
+                .ok()
+                .and_then(|m| Some((m.modified().ok()?, m.len()))),
+        };
         let mut cache = self
             .committed
             .lock()

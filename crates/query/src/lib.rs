@@ -15,6 +15,7 @@
 //! `datafusion-functions-json` and the IP functions of [`ip`].
 
 pub mod auditlogs;
+mod bucketfs;
 mod committed;
 pub mod deliver;
 pub mod findings;
@@ -121,7 +122,7 @@ pub struct EngineOptions {
 /// A store opened for SQL.
 pub struct Engine {
     ctx: SessionContext,
-    root: std::path::PathBuf,
+    store: Store,
     options: EngineOptions,
     intel: Arc<ipintel::IpIntel>,
 }
@@ -271,34 +272,54 @@ impl Engine {
         ip::register(&ctx);
         ipintel::register(&ctx, &intel);
 
+        // A store in a bucket: its objects through the bucket's client, with the data folders
+        // listed from the manifest.
+        if let Some(b) = store.bucket() {
+            let url = b.url();
+            let base = ObjectStoreUrl::parse(format!("{}://{}", url.scheme.as_str(), url.bucket))?;
+            let inner: Arc<dyn object_store::ObjectStore> = b.bucket().store.clone();
+            ctx.runtime_env().register_object_store(
+                base.as_ref(),
+                Arc::new(bucketfs::ManifestListed::new(inner, store.clone())),
+            );
+        }
         let parquet = parquet_options(&ctx);
         let (events, prefix, file_schema) = listing_table(
-            &store.root().join(layout::EVENTS_DIR),
+            store_dir_url(&store, layout::EVENTS_DIR)?,
             &schema::event_schema(),
             &parquet,
         )?;
         let events = committed::CommittedEvents::new(events, store.clone(), prefix, file_schema);
         ctx.register_table(EVENTS_TABLE, Arc::new(events))?;
         let insights_dir = store.root().join(INSIGHTS_DIR);
-        let insights: Arc<dyn datafusion::catalog::TableProvider> = if insights_dir.is_dir() {
-            Arc::new(listing_table(&insights_dir, &insight_schema(), &parquet)?.0)
-        } else {
-            let mut fields: Vec<Field> = view_schema(&insight_schema())
-                .fields()
-                .iter()
-                .map(|f| f.as_ref().clone())
-                .collect();
-            fields.push(Field::new(schema::PART_REGION, DataType::Utf8, true));
-            fields.push(Field::new(schema::PART_DATE, DataType::Date32, true));
-            Arc::new(MemTable::try_new(
-                Arc::new(Schema::new(fields)),
-                vec![vec![]],
-            )?)
-        };
+        let local = store.bucket().is_none();
+        let insights: Arc<dyn datafusion::catalog::TableProvider> =
+            if local && insights_dir.is_dir() {
+                Arc::new(
+                    listing_table(
+                        store_dir_url(&store, INSIGHTS_DIR)?,
+                        &insight_schema(),
+                        &parquet,
+                    )?
+                    .0,
+                )
+            } else {
+                let mut fields: Vec<Field> = view_schema(&insight_schema())
+                    .fields()
+                    .iter()
+                    .map(|f| f.as_ref().clone())
+                    .collect();
+                fields.push(Field::new(schema::PART_REGION, DataType::Utf8, true));
+                fields.push(Field::new(schema::PART_DATE, DataType::Date32, true));
+                Arc::new(MemTable::try_new(
+                    Arc::new(Schema::new(fields)),
+                    vec![vec![]],
+                )?)
+            };
         ctx.register_table(INSIGHTS_TABLE, insights)?;
         ctx.register_table(AUDIT_LOGS_TABLE, audit_logs_table(&store, &parquet)?)?;
         let findings_dir = store.root().join(findings::FINDINGS_DIR);
-        let runs: Arc<dyn datafusion::catalog::TableProvider> = if findings_dir.is_dir() {
+        let runs: Arc<dyn datafusion::catalog::TableProvider> = if local && findings_dir.is_dir() {
             Arc::new(flat_listing_table(
                 &findings_dir,
                 &findings::schema(),
@@ -315,7 +336,7 @@ impl Engine {
         system::register(&ctx, &store)?;
         Ok(Engine {
             ctx,
-            root: store.root().to_path_buf(),
+            store,
             options,
             intel,
         })
@@ -328,7 +349,12 @@ impl Engine {
 
     /// The store directory.
     pub fn root(&self) -> &Path {
-        &self.root
+        self.store.root()
+    }
+
+    /// The store this session reads.
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     /// The IP databases of this session.
@@ -509,7 +535,11 @@ fn audit_logs_table(
 ) -> Result<Arc<dyn datafusion::catalog::TableProvider>> {
     let dir = store.root().join(layout::AUDIT_LOGS_DIR);
     let table_schema = schema::audit_log_schema();
-    if !dir.is_dir() {
+    let present = match store.bucket() {
+        Some(_) => !store.manifest()?.audit_logs.is_empty(),
+        None => dir.is_dir(),
+    };
+    if !present {
         let mut fields: Vec<Field> = view_schema(&table_schema)
             .fields()
             .iter()
@@ -521,10 +551,7 @@ fn audit_logs_table(
             vec![vec![]],
         )?));
     }
-    let dir = dir
-        .canonicalize()
-        .map_err(|e| trail_store::StoreError::io(&dir, e))?;
-    let url = ListingTableUrl::parse(format!("{}/", dir.display()))?;
+    let url = store_dir_url(store, layout::AUDIT_LOGS_DIR)?;
     let options = ListingOptions::new(Arc::new(
         ParquetFormat::default().with_options(parquet.clone()),
     ))
@@ -565,6 +592,11 @@ fn files_table(
     let urls = files
         .iter()
         .map(|f| {
+            // A file of a store in a bucket is named by its URL.
+            let text = f.to_string_lossy();
+            if text.starts_with("s3://") || text.starts_with("oss://") {
+                return Ok(ListingTableUrl::parse(text)?);
+            }
             let f = f
                 .canonicalize()
                 .map_err(|e| trail_store::StoreError::io(f, e))?;
@@ -581,15 +613,23 @@ fn files_table(
     Ok(Arc::new(ListingTable::try_new(config)?))
 }
 
+/// The URL of a folder of the store: a local directory, or a prefix in its bucket.
+fn store_dir_url(store: &Store, dir: &str) -> Result<ListingTableUrl> {
+    if let Some(b) = store.bucket() {
+        return Ok(ListingTableUrl::parse(format!("{}{dir}/", b.url()))?);
+    }
+    let path = store.root().join(dir);
+    let path = path
+        .canonicalize()
+        .map_err(|e| trail_store::StoreError::io(&path, e))?;
+    Ok(ListingTableUrl::parse(format!("{}/", path.display()))?)
+}
+
 fn listing_table(
-    dir: &Path,
+    url: ListingTableUrl,
     table_schema: &Schema,
     parquet: &TableParquetOptions,
 ) -> Result<(ListingTable, String, SchemaRef)> {
-    let dir = dir
-        .canonicalize()
-        .map_err(|e| trail_store::StoreError::io(dir, e))?;
-    let url = ListingTableUrl::parse(format!("{}/", dir.display()))?;
     let options = ListingOptions::new(Arc::new(
         ParquetFormat::default().with_options(parquet.clone()),
     ))

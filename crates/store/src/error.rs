@@ -22,6 +22,10 @@ pub enum StoreError {
     Locked { path: PathBuf, holder: String },
     #[error("{}: unreadable: {reason}", path.display())]
     Corrupt { path: PathBuf, reason: String },
+    #[error("{url}: {reason}")]
+    Bucket { url: String, reason: String },
+    #[error("{url}: another writer committed generation {generation} first")]
+    Conflict { url: String, generation: u64 },
     #[error("bad partition path component `{component}`: {reason}")]
     BadPartition { component: String, reason: String },
     #[error("{}: parquet", path.display())]

@@ -77,15 +77,27 @@ impl Store {
     /// The ledger of `source` (empty if the store has never read it).
     pub fn ledger(&self, source: &str) -> Result<Ledger> {
         let path = self.ledger_path(source);
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        let read = match self.bucket() {
+            Some(r) => r.get_optional(&format!("{META_DIR}/{SOURCES_DIR}/{}", file_name(source))),
+            None => std::fs::read(&path)
+                .map(Some)
+                .map_err(|e| StoreError::io(&path, e)),
+        };
+        let bytes = match read {
+            Ok(Some(b)) => b,
+            Ok(None) => {
                 return Ok(Ledger {
                     source: source.to_owned(),
                     ..Default::default()
                 });
             }
-            Err(e) => return Err(StoreError::io(&path, e)),
+            Err(StoreError::Io { source: e, .. }) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Ledger {
+                    source: source.to_owned(),
+                    ..Default::default()
+                });
+            }
+            Err(e) => return Err(e),
         };
         let ledger: Ledger = serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
             path: path.clone(),
@@ -109,6 +121,16 @@ impl WriteGuard {
     /// Save a source's ledger (after the commit of what it records).
     pub fn save_ledger(&self, ledger: &Ledger) -> Result<()> {
         let path = self.store().ledger_path(&ledger.source);
+        if let Some(r) = self.store().bucket() {
+            let bytes = serde_json::to_vec(ledger).map_err(|e| StoreError::Corrupt {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+            return r.put(
+                &format!("{META_DIR}/{SOURCES_DIR}/{}", file_name(&ledger.source)),
+                bytes,
+            );
+        }
         if let Some(dir) = path.parent() {
             crate::fsutil::create_dir_all_durable(dir)?;
         }

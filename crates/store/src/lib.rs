@@ -31,6 +31,7 @@
 //! assert_eq!(key.dir(), "events/region=cn-hangzhou/eventDate=2020-12-17");
 //! ```
 
+pub mod bucketstore;
 pub mod error;
 pub mod fsutil;
 pub mod layout;
@@ -38,6 +39,7 @@ pub mod ledger;
 pub mod manifest;
 pub mod order;
 pub mod props;
+pub mod remote;
 pub mod schema;
 pub mod trails;
 

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -109,7 +110,7 @@ pub struct Manifest {
 }
 
 impl Manifest {
-    fn empty() -> Self {
+    pub(crate) fn empty() -> Self {
         Manifest {
             format: FORMAT.to_owned(),
             generation: 0,
@@ -120,27 +121,63 @@ impl Manifest {
     }
 }
 
-/// A store directory.
+/// A store: a directory, or a prefix in a bucket (see [`crate::bucketstore`]).
 #[derive(Debug, Clone)]
 pub struct Store {
+    /// The directory; for a store in a bucket, a local scratch directory for staging.
     root: PathBuf,
+    remote: Option<Arc<crate::bucketstore::BucketStore>>,
 }
 
 impl Store {
     /// Open an existing store; an error that says how to create one if there is none.
+    ///
+    /// `root` may be a bucket URL (`s3://bucket/prefix`, `oss://bucket/prefix`), reached with
+    /// [`crate::remote::ConnectOptions::from_env`].
     pub fn open(root: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(root, &crate::remote::ConnectOptions::from_env())
+    }
+
+    /// [`Store::open`] with explicit options for a store in a bucket.
+    pub fn open_with(
+        root: impl AsRef<Path>,
+        connect: &crate::remote::ConnectOptions,
+    ) -> Result<Self> {
         let root = root.as_ref().to_path_buf();
+        if let Some(remote) = crate::bucketstore::BucketStore::connect(&root, connect)? {
+            remote.latest()?;
+            return Ok(Store::remote(remote));
+        }
         if !root.join(META_DIR).join(MANIFEST).is_file() {
             return Err(StoreError::NotAStore { path: root });
         }
-        Ok(Store { root })
+        Ok(Store { root, remote: None })
+    }
+
+    fn remote(remote: crate::bucketstore::BucketStore) -> Store {
+        Store {
+            root: remote.scratch().to_path_buf(),
+            remote: Some(Arc::new(remote)),
+        }
     }
 
     /// Open a store, creating an empty one if `root` holds none.
     pub fn create(root: impl AsRef<Path>) -> Result<Self> {
+        Self::create_with(root, &crate::remote::ConnectOptions::from_env())
+    }
+
+    /// [`Store::create`] with explicit options for a store in a bucket.
+    pub fn create_with(
+        root: impl AsRef<Path>,
+        connect: &crate::remote::ConnectOptions,
+    ) -> Result<Self> {
         let root = root.as_ref().to_path_buf();
+        if let Some(remote) = crate::bucketstore::BucketStore::connect(&root, connect)? {
+            remote.create()?;
+            return Ok(Store::remote(remote));
+        }
         let meta = root.join(META_DIR);
-        let store = Store { root };
+        let store = Store { root, remote: None };
         if meta.join(MANIFEST).is_file() {
             return Ok(store);
         }
@@ -157,9 +194,59 @@ impl Store {
         Ok(store)
     }
 
-    /// The store's root directory.
+    /// The store's root directory (for a store in a bucket: its local scratch directory).
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The store in a bucket, if this store is one.
+    pub fn bucket(&self) -> Option<&Arc<crate::bucketstore::BucketStore>> {
+        self.remote.as_ref()
+    }
+
+    /// Where the store is, as users name it: a directory or a bucket URL.
+    pub fn location(&self) -> String {
+        match &self.remote {
+            Some(r) => r.url().to_string(),
+            None => self.root.display().to_string(),
+        }
+    }
+
+    /// Refuse a command that works only on a store on local disk.
+    pub fn require_local(&self, what: &str) -> Result<()> {
+        match &self.remote {
+            Some(r) => Err(StoreError::Bucket {
+                url: r.url().to_string(),
+                reason: format!(
+                    "{what} works on a store on local disk only; run it on a local copy \
+                     (`aws s3 sync`) or query the bucket store with `trail sql`"
+                ),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// A local path to read a committed file (path relative to the store) from: the file
+    /// itself, or for a store in a bucket a copy downloaded once into the scratch directory
+    /// (files never change under their names).
+    pub fn readable_path(&self, rel: &str) -> Result<PathBuf> {
+        match &self.remote {
+            Some(r) => r.local_copy(rel),
+            None => Ok(self.root.join(rel)),
+        }
+    }
+
+    /// Open a committed file (path relative to the store) for reading.
+    pub fn open_file(&self, rel: &str) -> Result<crate::bucketstore::StoreFile> {
+        match &self.remote {
+            Some(r) => Ok(crate::bucketstore::StoreFile::Remote(r.get(rel)?)),
+            None => {
+                let path = self.root.join(rel);
+                Ok(crate::bucketstore::StoreFile::Local(
+                    File::open(&path).at(&path)?,
+                ))
+            }
+        }
     }
 
     fn meta(&self) -> PathBuf {
@@ -188,9 +275,20 @@ impl Store {
 
     /// Read the committed manifest.
     pub fn manifest(&self) -> Result<Manifest> {
+        if let Some(r) = &self.remote {
+            return Ok(r.latest()?.1);
+        }
         let p = self.manifest_path();
         let bytes = fs::read(&p).at(&p)?;
-        let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| StoreError::BadManifest {
+        parse_manifest(&p, &bytes)
+    }
+}
+
+/// A manifest from its bytes, checked for a format this trail knows.
+pub(crate) fn parse_manifest(p: &Path, bytes: &[u8]) -> Result<Manifest> {
+    let p = p.to_path_buf();
+    {
+        let m: Manifest = serde_json::from_slice(bytes).map_err(|e| StoreError::BadManifest {
             path: p.clone(),
             reason: e.to_string(),
         })?;
@@ -206,7 +304,9 @@ impl Store {
         }
         Ok(m)
     }
+}
 
+impl Store {
     /// The committed files, each with the path it can be read from right now.
     pub fn snapshot(&self) -> Result<Snapshot> {
         let manifest = self.manifest()?;
@@ -232,6 +332,12 @@ impl Store {
             .map(|(from, to)| (to.as_str(), from.as_str()))
             .collect();
         let mut files = Vec::with_capacity(entries.len());
+        if let Some(r) = &self.remote {
+            return entries
+                .iter()
+                .map(|e| (e.clone(), PathBuf::from(r.url().key_url(&r.key(&e.path)))))
+                .collect();
+        }
         for entry in entries {
             let mut path = self.root.join(&entry.path);
             if let Some(from) = staged.get(entry.path.as_str()) {
@@ -247,7 +353,24 @@ impl Store {
 
     /// Take the writer lock. When another process holds it, `wait` decides between waiting
     /// (after calling `on_wait` with a description of the holder) and failing.
+    ///
+    /// A store in a bucket has no lock: writers commit optimistically (see
+    /// [`crate::bucketstore`]), so this never waits there.
     pub fn lock(&self, wait: bool, on_wait: impl FnOnce(&str)) -> Result<WriteGuard> {
+        if let Some(r) = &self.remote {
+            let (_, manifest) = r.latest()?;
+            let staging = self.staging_dir();
+            if staging.is_dir() {
+                fs::remove_dir_all(&staging).at(&staging)?;
+            }
+            create_dir_all_durable(&staging)?;
+            return Ok(WriteGuard {
+                store: self.clone(),
+                _lock: None,
+                manifest,
+                next_seq: 0,
+            });
+        }
         let mut file = self.open_lock_file()?;
         match file.try_lock() {
             Ok(()) => {}
@@ -281,7 +404,7 @@ impl Store {
         let _ = file.write_all(info.as_bytes());
         let mut guard = WriteGuard {
             store: self.clone(),
-            _lock: file,
+            _lock: Some(file),
             manifest: Manifest::empty(),
             next_seq: 0,
         };
@@ -291,6 +414,9 @@ impl Store {
 
     /// The staging directory (only the lock holder writes there).
     pub fn staging_dir(&self) -> PathBuf {
+        if self.remote.is_some() {
+            return self.root.join(STAGING);
+        }
         self.meta().join(STAGING)
     }
 
@@ -367,7 +493,8 @@ pub struct StagedFile {
 #[derive(Debug)]
 pub struct WriteGuard {
     store: Store,
-    _lock: File,
+    /// The held lock file (none for a store in a bucket).
+    _lock: Option<File>,
     manifest: Manifest,
     next_seq: u64,
 }
@@ -468,8 +595,14 @@ impl WriteGuard {
 
     fn new_file_in(&mut self, dir: &str) -> (PathBuf, String) {
         self.next_seq += 1;
+        // Writers to a bucket store do not exclude each other: each names its files with its
+        // own token, so two writers at the same generation never write the same key.
+        let token = match &self.store.remote {
+            Some(r) => format!("-{}", r.writer_token()),
+            None => String::new(),
+        };
         let name = format!(
-            "part-g{:08}-{:06}.parquet",
+            "part-g{:08}-{:06}{token}.parquet",
             self.manifest.generation + 1,
             self.next_seq
         );
@@ -514,7 +647,9 @@ impl WriteGuard {
         if added.is_empty() && audit.is_empty() && removed.is_empty() && extra.is_empty() {
             return Ok(self.manifest.generation);
         }
-        sync_dir(&self.store.staging_dir())?;
+        if self.store.remote.is_none() {
+            sync_dir(&self.store.staging_dir())?;
+        }
         let mut next = self.manifest.clone();
         next.generation += 1;
         next.files.retain(|f| !removed.contains(&f.path));
@@ -553,6 +688,32 @@ impl WriteGuard {
             FORMAT_AUDIT
         }
         .to_owned();
+        if let Some(r) = &self.store.remote {
+            // Upload, then commit by creating the next manifest version; what a lost race
+            // uploaded is removed again (or, after a crash, by `trail vacuum`).
+            let pending = std::mem::take(&mut next.pending);
+            let uploads: Vec<(PathBuf, String)> = pending
+                .renames
+                .into_iter()
+                .map(|(from, to)| (self.store.root.join(from), to))
+                .collect();
+            r.upload(&uploads)?;
+            match r.commit(&next, &manifest_bytes(&next)?) {
+                Ok(()) => {}
+                Err(e @ StoreError::Conflict { .. }) => {
+                    r.remove(uploads.iter().map(|(_, to)| to.as_str()));
+                    return Err(e);
+                }
+                // The outcome is unknown: the uploads stay (a committed version may name
+                // them); if none does, `trail vacuum` removes them.
+                Err(e) => return Err(e),
+            }
+            for (from, _) in &uploads {
+                let _ = fs::remove_file(from);
+            }
+            self.manifest = next;
+            return Ok(self.manifest.generation);
+        }
         // The commit point.
         write_atomic(&self.store.meta().join(MANIFEST), &manifest_bytes(&next)?)?;
         self.manifest = next;

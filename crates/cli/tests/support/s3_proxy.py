@@ -2,15 +2,18 @@
 """A proxy in front of a real S3-compatible server that injects faults and counts requests.
 
     s3_proxy.py --upstream 127.0.0.1:PORT [--fail 0.1] [--drop 0.05] [--cut 0.05]
-                [--delay 0.1 --delay-ms 200] [--seed 7]
+                [--lose 0.1] [--delay 0.1 --delay-ms 200] [--seed 7]
 
 Prints the port it listens on as its first line. Each request is, at the given rates:
 answered `503 SlowDown` without reaching the server (--fail), answered by closing the
 connection (--drop), answered with half its body and then a closed connection (--cut, GETs of
-objects), or delayed (--delay). Everything else is passed to the server unchanged, Host header
+objects), passed to the server and then answered by closing the connection (--lose, PUTs: the
+write happened, the client does not know), or delayed (--delay). Everything else is passed to the server unchanged, Host header
 included, so a virtual-hosted request (`bucket.localhost:PORT`, sent here as to an HTTP proxy)
-stays virtual-hosted. `GET /__stats` answers the counts as JSON: LIST, GET, HEAD, PUT, other,
-faults injected, and the most requests seen in flight at once.
+stays virtual-hosted. Conditional PUTs (If-None-Match) reach the server one at a time, so
+their check and write are one step as on S3. `GET /__stats` answers the counts as JSON: LIST,
+GET, HEAD, PUT, other, faults injected, conditional writes refused (412), and the most requests
+seen in flight at once.
 """
 
 import argparse
@@ -25,8 +28,11 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 LOCK = threading.Lock()
+# Conditional writes (If-None-Match) pass one at a time: S3 makes check-and-write one step,
+# moto's server checks and then writes, so two racing writers could both pass its check.
+CONDITIONAL = threading.Lock()
 STATS = {"LIST": 0, "GET": 0, "HEAD": 0, "PUT": 0, "other": 0, "faults": 0,
-         "in_flight": 0, "max_in_flight": 0}
+         "in_flight": 0, "max_in_flight": 0, "precondition_failed": 0}
 
 
 def bump(key, by=1):
@@ -96,12 +102,27 @@ def make_handler(args, rng):
                 conn = http.client.HTTPConnection(up_host, int(up_port), timeout=120)
                 headers = {k: v for k, v in self.headers.items()
                            if k.lower() not in ("proxy-connection", "connection")}
-                conn.request(self.command, target, body=body, headers=headers)
-                resp = conn.getresponse()
-                data = resp.read()
-                conn.close()
+                conditional = self.command == "PUT" and "If-None-Match" in self.headers
+                if conditional:
+                    CONDITIONAL.acquire()
+                try:
+                    conn.request(self.command, target, body=body, headers=headers)
+                    resp = conn.getresponse()
+                    data = resp.read()
+                    conn.close()
+                finally:
+                    if conditional:
+                        CONDITIONAL.release()
+                if resp.status == 412:
+                    bump("precondition_failed")
             finally:
                 bump("in_flight", -1)
+            if self.command == "PUT" and self.roll(args.lose):
+                # The server did the write; its answer never arrives.
+                bump("faults")
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
             cut = (self.command == "GET" and kind == "GET" and resp.status == 200
                    and len(data) > 1 and self.roll(args.cut))
             self.send_response(resp.status, resp.reason)
@@ -132,6 +153,7 @@ def main():
     p.add_argument("--fail", type=float, default=0.0)
     p.add_argument("--drop", type=float, default=0.0)
     p.add_argument("--cut", type=float, default=0.0)
+    p.add_argument("--lose", type=float, default=0.0)
     p.add_argument("--delay", type=float, default=0.0)
     p.add_argument("--delay-ms", type=float, default=200.0)
     p.add_argument("--seed", type=int, default=7)
