@@ -209,9 +209,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let local_only = match &command {
         Command::Trails(_) => Some("`trail trails`"),
         Command::Deliver(_) => Some("`trail deliver`"),
-        Command::Insight(_) => Some("`trail insight`"),
-        Command::Detect(_) => Some("`trail detect`"),
-        Command::Sigma(SigmaCommand::Run(_)) => Some("`trail sigma run`"),
         _ => None,
     };
     if let Some(what) = local_only

@@ -808,7 +808,28 @@ fn a_store_in_a_bucket_answers_like_a_local_one_and_vacuum_keeps_it_tidy() {
     let log = keys(&s3, "stores", "team/trail/_trail/log/");
     assert_eq!(log.len(), 1, "only the latest version is left: {log:?}");
 
-    // TRAIL_STORE names it as well as --store; commands that write beside the events refuse
+    // Insight jobs and detections keep their findings and state in the bucket, and find
+    // what they find on disk.
+    for cmd in [&["insight", "ip"][..], &["insight", "rate"], &["detect"]] {
+        store.ok(cmd);
+        ok_on(&local, cmd);
+    }
+    for table in ["insights", "findings"] {
+        let q = match table {
+            "insights" => "SELECT eventId FROM insights ORDER BY eventId",
+            _ => "SELECT \"findingId\", events FROM findings ORDER BY 1",
+        };
+        let here = stdout(&store.ok(&["sql", "--format", "csv", "-c", q]));
+        assert_eq!(
+            here,
+            stdout(&ok_on(&local, &["sql", "--format", "csv", "-c", q]))
+        );
+        if table == "findings" {
+            assert!(here.lines().count() > 2, "{table}: {here}");
+        }
+    }
+
+    // TRAIL_STORE names it as well as --store; trails, which deliver to local folders, refuse
     // it in one line.
     let o = trail_s3(tmp.path())
         .env("TRAIL_ENDPOINT", s3.endpoint())
@@ -826,7 +847,7 @@ fn a_store_in_a_bucket_answers_like_a_local_one_and_vacuum_keeps_it_tidy() {
         stdout(&o).lines().nth(1),
         Some(after["events"].to_string().as_str())
     );
-    let refused = store.run(&["insight", "ip"]);
+    let refused = store.run(&["trails", "list"]);
     assert_eq!(refused.status.code(), Some(1));
     assert!(
         stderr(&refused).contains("local disk"),

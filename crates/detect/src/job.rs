@@ -147,25 +147,21 @@ impl DetectReport {
     }
 }
 
-fn state_path(store: &Store) -> std::path::PathBuf {
-    store
-        .root()
-        .join(trail_store::manifest::META_DIR)
-        .join("detect.json")
+/// Where detection keeps its state (relative to the store).
+fn state_path() -> String {
+    format!("{}/detect.json", trail_store::manifest::META_DIR)
 }
 
 /// The store generation the last run read through.
 pub fn last_generation(store: &Store) -> Result<Option<u64>> {
-    let path = state_path(store);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(DetectError::Io { path, source: e }),
+    let rel = state_path();
+    let Some(bytes) = store.read_aux(&rel)? else {
+        return Ok(None);
     };
-    let v: Value = serde_json::from_str(&text).map_err(|e| {
+    let v: Value = serde_json::from_slice(&bytes).map_err(|e| {
         DetectError::Usage(format!(
             "{}: not a detection state ({e}); delete it to judge the whole store again",
-            path.display()
+            store.display_path(&rel)
         ))
     })?;
     Ok(v["generation"].as_u64())
@@ -835,9 +831,7 @@ fn write_findings(store: &Store, findings: &[Finding], run: u64) -> Result<()> {
         w.write(&batch)?;
         w.close()?;
     }
-    let dir = store.root().join(FINDINGS_DIR);
-    trail_store::fsutil::create_dir_all_durable(&dir)?;
-    trail_store::fsutil::write_atomic(&dir.join(format!("run-{run:08}.parquet")), &bytes)?;
+    store.write_aux(&format!("{FINDINGS_DIR}/run-{run:08}.parquet"), &bytes)?;
     Ok(())
 }
 
@@ -890,7 +884,7 @@ pub async fn run(
         let run = last_run_number(store)? + 1;
         write_findings(store, &changed, run)?;
         let body = json!({"generation": scope.generation, "run": run});
-        trail_store::fsutil::write_atomic(&state_path(store), body.to_string().as_bytes())?;
+        store.write_aux(&state_path(), body.to_string().as_bytes())?;
     }
     Ok(DetectReport {
         scope: scope.describe,
@@ -906,10 +900,9 @@ pub async fn run(
 }
 
 fn last_run_number(store: &Store) -> Result<u64> {
-    let path = state_path(store);
-    Ok(std::fs::read_to_string(&path)
-        .ok()
-        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+    Ok(store
+        .read_aux(&state_path())?
+        .and_then(|t| serde_json::from_slice::<Value>(&t).ok())
         .and_then(|v| v["run"].as_u64())
         .unwrap_or(0))
 }

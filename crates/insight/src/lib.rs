@@ -403,26 +403,21 @@ pub async fn run_job<J: Job>(
     })
 }
 
-/// Where a job keeps the last day it judged.
-fn state_path(store: &Store, job: &str) -> PathBuf {
-    store
-        .root()
-        .join(trail_store::manifest::META_DIR)
-        .join(format!("insight-{job}.json"))
+/// Where a job keeps the last day it judged (relative to the store).
+fn state_path(job: &str) -> String {
+    format!("{}/insight-{job}.json", trail_store::manifest::META_DIR)
 }
 
 /// The last day a job judged, if it ran before.
 pub fn last_judged(store: &Store, job: &str) -> Result<Option<NaiveDate>> {
-    let path = state_path(store, job);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(InsightError::Io { path, source: e }),
+    let rel = state_path(job);
+    let Some(bytes) = store.read_aux(&rel)? else {
+        return Ok(None);
     };
-    let v: Value = serde_json::from_str(&text).map_err(|e| {
+    let v: Value = serde_json::from_slice(&bytes).map_err(|e| {
         InsightError::Usage(format!(
             "{}: not a job state ({e}); delete it to judge the whole history again",
-            path.display()
+            store.display_path(&rel)
         ))
     })?;
     Ok(v["through"]
@@ -432,9 +427,8 @@ pub fn last_judged(store: &Store, job: &str) -> Result<Option<NaiveDate>> {
 
 /// Record that `job` judged the days through `through` (call after its findings are written).
 pub fn mark_judged(store: &Store, job: &str, through: NaiveDate) -> Result<()> {
-    let path = state_path(store, job);
     let body = json!({"through": through.format("%Y-%m-%d").to_string()});
-    trail_store::fsutil::write_atomic(&path, body.to_string().as_bytes())?;
+    store.write_aux(&state_path(job), body.to_string().as_bytes())?;
     Ok(())
 }
 

@@ -10,8 +10,8 @@ use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use parquet::arrow::ArrowWriter;
 use serde_json::Value;
 use trail_query::{Engine, EngineOptions, INSIGHTS_DIR};
+use trail_store::Store;
 use trail_store::layout::{PartitionKey, encode_region};
-use trail_store::{Store, fsutil};
 
 use crate::{Insight, InsightError, Result, strings};
 
@@ -116,9 +116,7 @@ pub async fn write_insights(
             .strip_prefix(trail_store::layout::EVENTS_DIR)
             .map(|r| format!("{INSIGHTS_DIR}{r}"))
             .unwrap_or_else(|| format!("{INSIGHTS_DIR}/unknown"));
-        let dir = store.root().join(rel);
-        fsutil::create_dir_all_durable(&dir)?;
-        fsutil::write_atomic(&dir.join(name), &bytes)?;
+        store.write_aux(&format!("{rel}/{name}"), &bytes)?;
         written.files += 1;
     }
     Ok(written)

@@ -292,9 +292,11 @@ impl Engine {
         let events = committed::CommittedEvents::new(events, store.clone(), prefix, file_schema);
         ctx.register_table(EVENTS_TABLE, Arc::new(events))?;
         let insights_dir = store.root().join(INSIGHTS_DIR);
-        let local = store.bucket().is_none();
+        // In a bucket, a listing of a prefix that holds nothing is an empty table; asking
+        // first would cost a request per session.
+        let in_bucket = store.bucket().is_some();
         let insights: Arc<dyn datafusion::catalog::TableProvider> =
-            if local && insights_dir.is_dir() {
+            if in_bucket || insights_dir.is_dir() {
                 Arc::new(
                     listing_table(
                         store_dir_url(&store, INSIGHTS_DIR)?,
@@ -319,18 +321,19 @@ impl Engine {
         ctx.register_table(INSIGHTS_TABLE, insights)?;
         ctx.register_table(AUDIT_LOGS_TABLE, audit_logs_table(&store, &parquet)?)?;
         let findings_dir = store.root().join(findings::FINDINGS_DIR);
-        let runs: Arc<dyn datafusion::catalog::TableProvider> = if local && findings_dir.is_dir() {
-            Arc::new(flat_listing_table(
-                &findings_dir,
-                &findings::schema(),
-                &parquet,
-            )?)
-        } else {
-            Arc::new(MemTable::try_new(
-                view_schema(&findings::schema()),
-                vec![vec![]],
-            )?)
-        };
+        let runs: Arc<dyn datafusion::catalog::TableProvider> =
+            if in_bucket || findings_dir.is_dir() {
+                Arc::new(flat_listing_table(
+                    store_dir_url(&store, findings::FINDINGS_DIR)?,
+                    &findings::schema(),
+                    &parquet,
+                )?)
+            } else {
+                Arc::new(MemTable::try_new(
+                    view_schema(&findings::schema()),
+                    vec![vec![]],
+                )?)
+            };
         ctx.register_table(findings::RUNS_TABLE, runs)?;
         ctx.sql(&findings::view_sql()).await?;
         system::register(&ctx, &store)?;
@@ -564,14 +567,10 @@ fn audit_logs_table(
 }
 
 fn flat_listing_table(
-    dir: &Path,
+    url: ListingTableUrl,
     table_schema: &Schema,
     parquet: &TableParquetOptions,
 ) -> Result<ListingTable> {
-    let dir = dir
-        .canonicalize()
-        .map_err(|e| trail_store::StoreError::io(dir, e))?;
-    let url = ListingTableUrl::parse(format!("{}/", dir.display()))?;
     let options = ListingOptions::new(Arc::new(
         ParquetFormat::default().with_options(parquet.clone()),
     ))

@@ -236,6 +236,44 @@ impl Store {
         }
     }
 
+    /// A file the store keeps beside its events (a job's state, insight and finding files),
+    /// by its path relative to the store; `None` if there is none.
+    pub fn read_aux(&self, rel: &str) -> Result<Option<Vec<u8>>> {
+        match &self.remote {
+            Some(r) => r.get_optional(rel),
+            None => {
+                let path = self.root.join(rel);
+                match fs::read(&path) {
+                    Ok(b) => Ok(Some(b)),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(StoreError::io(path, e)),
+                }
+            }
+        }
+    }
+
+    /// Write such a file whole: atomically on disk, one PUT in a bucket.
+    pub fn write_aux(&self, rel: &str, bytes: &[u8]) -> Result<()> {
+        match &self.remote {
+            Some(r) => r.put(rel, bytes.to_vec()),
+            None => {
+                let path = self.root.join(rel);
+                if let Some(dir) = path.parent() {
+                    create_dir_all_durable(dir)?;
+                }
+                write_atomic(&path, bytes)
+            }
+        }
+    }
+
+    /// A file of the store as messages name it: its path, or its URL in the bucket.
+    pub fn display_path(&self, rel: &str) -> String {
+        match &self.remote {
+            Some(r) => r.url().key_url(&r.key(rel)),
+            None => self.root.join(rel).display().to_string(),
+        }
+    }
+
     /// Open a committed file (path relative to the store) for reading.
     pub fn open_file(&self, rel: &str) -> Result<crate::bucketstore::StoreFile> {
         match &self.remote {
