@@ -571,6 +571,32 @@ fn oss_urls_with_virtual_hosted_addressing() {
     assert!(stats["GET"].as_u64().unwrap() >= 3, "{stats}");
     assert!(stats["LIST"].as_u64().unwrap() >= 3, "{stats}");
 
+    // The store itself in OSS, virtual-hosted too.
+    let oss_env = [
+        ("ALIBABA_CLOUD_ACCESS_KEY_ID", "test"),
+        ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "test"),
+        ("HTTP_PROXY", proxy_url.as_str()),
+        ("TRAIL_ENDPOINT", endpoint.as_str()),
+    ];
+    let in_oss = Path::new("oss://oss-trail/store");
+    let summary = ok(ingest_bucket(in_oss, &["oss://oss-trail/logs/"], &oss_env));
+    assert_eq!(summary["ingested"], 14, "{summary}");
+    assert_eq!(summary["store"], "oss://oss-trail/store/");
+    let o = trail_s3(tmp.path())
+        .envs(oss_env)
+        .args([
+            "--store",
+            "oss://oss-trail/store",
+            "sql",
+            "--format",
+            "csv",
+            "-c",
+        ])
+        .arg("SELECT count(*) AS n FROM events")
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&o), "n\n14\n", "{}", stderr(&o));
+
     // Without credentials OSS says which variables to set.
     let o = ingest_bucket(
         &store,
