@@ -881,6 +881,23 @@ fn a_store_in_a_bucket_answers_like_a_local_one_and_vacuum_keeps_it_tidy() {
         stderr(&refused)
     );
     assert_eq!(stderr(&refused).trim().lines().count(), 1);
+    // A store on disk copied into the bucket is a bucket store at once, and its first commit
+    // there starts the manifest's log, which readers then follow.
+    put(&s3, "stores", "copied/", &local);
+    let copied = BucketStore {
+        url: "s3://stores/copied".into(),
+        ..store.via(&s3.endpoint())
+    };
+    assert_eq!(copied.rows(), rows(&local));
+    let late = extra.join("late-0.json");
+    let o = copied.ok(&["ingest", "--json", "-q", "--reread", late.to_str().unwrap()]);
+    assert_eq!(json(&o)["ingested"], 1, "{}", stdout(&o));
+    assert_eq!(
+        copied.info()["events"],
+        local_info["events"].as_u64().unwrap() + 1
+    );
+    assert!(keys(&s3, "stores", "copied/_trail/log/").len() == 1);
+
     // A prefix that holds no store says how to make one.
     let none = store.via(&s3.endpoint());
     let none = BucketStore {

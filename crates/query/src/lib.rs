@@ -539,7 +539,12 @@ fn audit_logs_table(
     let dir = store.root().join(layout::AUDIT_LOGS_DIR);
     let table_schema = schema::audit_log_schema();
     let present = match store.bucket() {
-        Some(_) => !store.manifest()?.audit_logs.is_empty(),
+        Some(b) => !match b.cached() {
+            Some(m) => m,
+            None => store.manifest()?,
+        }
+        .audit_logs
+        .is_empty(),
         None => dir.is_dir(),
     };
     if !present {

@@ -207,7 +207,12 @@ impl BucketStore {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         let log = self.path(&format!("{META_DIR}/{LOG_DIR}/"));
-        let offset = known.as_ref().map(|(k, _)| ObjectPath::from(k.as_str()));
+        // Only a version of the log is a place to list on from (a copied store's
+        // `manifest.json` sorts after every version).
+        let offset = known
+            .as_ref()
+            .filter(|(k, _)| generation_of(k).is_some())
+            .map(|(k, _)| ObjectPath::from(k.as_str()));
         let store = Arc::clone(&self.bucket.store);
         let listed: Vec<String> = block_on(async move {
             let stream = match &offset {
