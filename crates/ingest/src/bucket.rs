@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{Datelike, NaiveDate};
-use futures::stream::{BoxStream, StreamExt, TryStreamExt};
+use futures::stream::{BoxStream, StreamExt};
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
 use trail_store::ledger::Ledger;
@@ -220,17 +220,29 @@ pub async fn list(b: &Bucket, ledger: &Ledger, full: bool, lookback_days: u32) -
         }
     }
     out.days_listed = flat.iter().filter(|(_, d)| d.is_some()).count() as u64;
-    // The day folders are listed side by side.
+    // The day folders are listed side by side, each with the delimiter: a delivery day holds
+    // its objects directly, and a delimited listing is one folder's work for the server (a
+    // server that walks the whole bucket for a prefix listing, as file-system-backed ones do,
+    // took a second per day folder on a 133K-object bucket). Folders found inside a day
+    // folder are listed the same way.
     let listed: Vec<Result<(Vec<object_store::ObjectMeta>, u64)>> =
         futures::stream::iter(flat.iter().map(|(p, _)| async move {
-            let found: Vec<object_store::ObjectMeta> = b
-                .store
-                .list(Some(p))
-                .try_collect()
-                .await
-                .map_err(|e| explain(b, p.as_ref(), &e))?;
-            // A page holds up to 1,000 keys.
-            let pages = (found.len() as u64).div_ceil(1000).max(1);
+            let mut found = Vec::new();
+            let mut pages = 0u64;
+            let mut folders = vec![p.clone()];
+            while let Some(folder) = folders.pop() {
+                let r = b
+                    .store
+                    .list_with_delimiter(Some(&folder))
+                    .await
+                    .map_err(|e| explain(b, folder.as_ref(), &e))?;
+                // A page holds up to 1,000 keys and folders.
+                pages += ((r.objects.len() + r.common_prefixes.len()) as u64)
+                    .div_ceil(1000)
+                    .max(1);
+                found.extend(r.objects);
+                folders.extend(r.common_prefixes);
+            }
             Ok((found, pages))
         }))
         .buffer_unordered(16)
