@@ -11,9 +11,14 @@ Its files are hard-linked into the root of an s3s-fs server on localhost, so the
 the very same objects, and `trail` reads it as `s3://stores/trail-<N>/` through object_store's
 S3 client (a store copied into a bucket reads as its manifest).
 
-  * cold: each query as a fresh `trail sql -c` process, local and bucket alternating;
+  * cold: each query as a fresh `trail sql -c` process, local and bucket alternating, the
+    bucket run with an empty local file cache (every file it reads is fetched);
+  * cached: the same, the bucket run with the files already in the local file cache (what a
+    second process sees);
   * warm: every query --runs times in one `trail sql -f --timing` process per store (the
     footers are cached after the first run).
+
+The OS page cache is warm for the local store (the server reads from it too).
 
 Every run's result is compared between the two stores; a difference stops the benchmark. One
 more cold run of each query goes through a counting proxy, to show the requests a query makes
@@ -67,19 +72,25 @@ def main():
         return common.run_measured([trail, "sql", "--store", where, "--threads",
                                     str(args.threads), "--format", "csv", *rest])
 
+    cache = os.path.join(args.work, "bucket-cache")
+    os.environ["TRAIL_CACHE_DIR"] = cache
     results = []
     try:
-        for qname, tq, _, _ in qs:
-            lt, bt = [], []
-            cpu0 = cpu_seconds(server.pid)
-            for _ in range(args.runs):
-                t, _, a = sql(store, "-c", tq)
-                lt.append(t)
-                t, _, b = sql(url, "-c", tq)
-                bt.append(t)
-                common.same_answer(qname, "local", a, "bucket", b)
-            cpu = (cpu_seconds(server.pid) - cpu0) / args.runs
-            results.append((qname, "cold", lt, bt, cpu))
+        for mode in ("cold", "cached"):
+            for qname, tq, _, _ in qs:
+                lt, bt = [], []
+                cpu0 = cpu_seconds(server.pid)
+                for _ in range(args.runs):
+                    t, _, a = sql(store, "-c", tq)
+                    lt.append(t)
+                    if mode == "cold":
+                        subprocess.run(["rm", "-rf", cache], check=True)
+                    t, _, b = sql(url, "-c", tq)
+                    bt.append(t)
+                    common.same_answer(qname, "local", a, "bucket", b)
+                cpu = (cpu_seconds(server.pid) - cpu0) / args.runs
+                results.append((qname, mode, lt, bt, cpu))
+        subprocess.run(["rm", "-rf", cache], check=True)
         script = "".join(f"{tq};\n" * args.runs for _, tq, _, _ in qs)
         path = os.path.join(args.work, f"bucket-warm-{args.events}.sql")
         with open(path, "w") as f:
@@ -94,7 +105,8 @@ def main():
             for (a, _), (b, _) in zip(lp, bp):
                 common.same_answer(qname + " (warm)", "local", a, "bucket", b)
             results.append((qname, "warm", [t for _, t in lp], [t for _, t in bp], None))
-        # The requests of one cold run of each query, through the counting proxy.
+        # The requests of one cold run of each query (an empty cache), through the counting
+        # proxy.
         proxy = subprocess.Popen([sys.executable, PROXY, "--upstream", f"127.0.0.1:{port}"],
                                  stdout=subprocess.PIPE, text=True)
         pport = int(proxy.stdout.readline())
@@ -103,6 +115,7 @@ def main():
         before = json.load(urllib.request.urlopen(stats))
         os.environ["TRAIL_ENDPOINT"] = f"http://127.0.0.1:{pport}"
         for qname, tq, _, _ in qs:
+            subprocess.run(["rm", "-rf", cache], check=True)
             sql(url, "-c", tq)
             after = json.load(urllib.request.urlopen(stats))
             requests.append({k: after[k] - before[k] for k in ("LIST", "GET", "HEAD")})
@@ -110,6 +123,7 @@ def main():
         proxy.kill()
     finally:
         server.kill()
+        subprocess.run(["rm", "-rf", cache], check=True)
 
     print(f"\n{'query':<30} {'mode':<5} {'local':>22} {'bucket':>22} {'bucket/local':>18} "
           f"{'server CPU':>10}")

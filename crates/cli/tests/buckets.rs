@@ -881,6 +881,31 @@ fn a_store_in_a_bucket_answers_like_a_local_one_and_vacuum_keeps_it_tidy() {
         stderr(&refused)
     );
     assert_eq!(stderr(&refused).trim().lines().count(), 1);
+    // The first query reads each file it needs whole, once, into the local cache; the next
+    // process reads the copies (its GETs are the manifest's).
+    let p = proxy(s3.port, &[]);
+    let fresh_home = tmp.path().join("elsewhere");
+    std::fs::create_dir_all(&fresh_home).unwrap();
+    let counted = BucketStore {
+        home: fresh_home.clone(),
+        ..store.via(&format!("http://127.0.0.1:{}", p.port))
+    };
+    let gets = || p.stats()["GET"].as_u64().unwrap();
+    let answer = counted.rows();
+    let first = gets();
+    assert_eq!(counted.rows(), answer);
+    let second = gets() - first;
+    assert!(first > after["files"].as_u64().unwrap(), "{first} GETs");
+    assert!(second <= 2, "{second} GETs with every file cached");
+    assert!(
+        fresh_home
+            .join(".cache/trail/objects")
+            .read_dir()
+            .unwrap()
+            .count()
+            > 10
+    );
+
     // A store on disk copied into the bucket is a bucket store at once, and its first commit
     // there starts the manifest's log, which readers then follow.
     put(&s3, "stores", "copied/", &local);

@@ -1,21 +1,34 @@
 //! A store in a bucket, as the query engine reads it: an `ObjectStore` whose listings of the
 //! data folders (`events/`, `audit_logs/`) come from the manifest version the query planned
-//! with, not from LIST requests. Every other request (the footer and column-chunk reads) goes
-//! to the bucket; the Parquet footers stay in the session's metadata cache, keyed by path,
-//! size and the commit that wrote the file (files never change under their names).
+//! with, not from LIST requests.
+//!
+//! A committed file never changes under its name (every writer names its files anew), so a
+//! copy of it is valid for as long as it exists. The first read of a committed file fetches it
+//! whole, in one GET, into a local cache shared by every trail process (`TRAIL_CACHE_DIR`, else
+//! `$XDG_CACHE_HOME/trail` or `~/.cache/trail`; at most `TRAIL_CACHE_MB`, 8192 by default, the
+//! oldest copies removed first; 0 turns it off); later reads are `pread`s of the copy, as for a
+//! local store. A scan asks for a file's footer and then its column chunks, a request each, and
+//! against a bucket each request is a round trip: one GET per file instead is what makes a
+//! bucket store answer like a local one once its files have been read. The copies are named
+//! by a hash of the bucket, key and size, so no manifest entry chooses a local path. Parquet
+//! footers also stay in the session's metadata cache, keyed by path, size and the commit that
+//! wrote the file.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
+use std::hash::BuildHasher;
 use std::ops::Range;
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::{self, BoxStream, StreamExt};
 use object_store::path::Path;
 use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
+    CopyOptions, GetOptions, GetResult, GetResultPayload, ListResult, MultipartUpload, ObjectMeta,
+    ObjectStore, ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
 };
 use trail_store::Store;
 use trail_store::bucketstore::BucketStore;
@@ -25,11 +38,158 @@ use trail_store::layout;
 pub(crate) struct ManifestListed {
     inner: Arc<dyn ObjectStore>,
     store: Store,
+    cache: Option<FileCache>,
+    /// Committed files' sizes by object path, for one manifest generation.
+    sizes: Mutex<Option<(u64, Sizes)>>,
+}
+
+/// Sizes of committed files by object path.
+type Sizes = Arc<HashMap<String, u64>>;
+
+/// Local copies of committed files.
+struct FileCache {
+    dir: PathBuf,
+    /// The bucket's URL, part of each copy's name.
+    url: String,
+    cap: u64,
+    /// Bytes the cache holds (counted at the first insert, then kept up).
+    used: Mutex<Option<u64>>,
+    fetched: AtomicU64,
+}
+
+impl FileCache {
+    fn from_env(url: &str) -> Option<FileCache> {
+        let cap_mb: u64 = std::env::var("TRAIL_CACHE_MB")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(8192);
+        if cap_mb == 0 {
+            return None;
+        }
+        let var = |n: &str| {
+            std::env::var_os(n)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        let base = var("TRAIL_CACHE_DIR")
+            .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("trail")))
+            .or_else(|| var("HOME").map(|d| d.join(".cache").join("trail")))?;
+        Some(FileCache {
+            dir: base.join("objects"),
+            url: url.to_owned(),
+            cap: cap_mb << 20,
+            used: Mutex::new(None),
+            fetched: AtomicU64::new(0),
+        })
+    }
+
+    fn path(&self, location: &Path, size: u64) -> PathBuf {
+        let key = format!("{}|{}|{size}", self.url, location.as_ref());
+        let h = foldhash::quality::FixedState::with_seed(1).hash_one(&key);
+        let h2 = foldhash::quality::FixedState::with_seed(2).hash_one(&key);
+        self.dir.join(format!("{h:016x}{h2:016x}.parquet"))
+    }
+
+    /// Account for `added` bytes; past the cap, remove the oldest copies down to 80% of it.
+    fn admit(&self, added: u64) {
+        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        let files = || -> Vec<(std::time::SystemTime, u64, PathBuf)> {
+            std::fs::read_dir(&self.dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|e| {
+                    let m = e.metadata().ok()?;
+                    Some((m.modified().ok()?, m.len(), e.path()))
+                })
+                .collect()
+        };
+        let total = used.get_or_insert_with(|| {
+            files()
+                .iter()
+                .map(|f| f.1)
+                .sum::<u64>()
+                .saturating_sub(added)
+        });
+        *total += added;
+        if *total <= self.cap {
+            return;
+        }
+        let mut all = files();
+        all.sort();
+        for (_, len, path) in all {
+            if *total <= self.cap / 5 * 4 {
+                break;
+            }
+            if std::fs::remove_file(&path).is_ok() {
+                *total = total.saturating_sub(len);
+            }
+        }
+    }
 }
 
 impl ManifestListed {
     pub(crate) fn new(inner: Arc<dyn ObjectStore>, store: Store) -> ManifestListed {
-        ManifestListed { inner, store }
+        let cache = store
+            .bucket()
+            .and_then(|b| FileCache::from_env(&b.url().to_string()));
+        ManifestListed {
+            inner,
+            store,
+            cache,
+            sizes: Mutex::new(None),
+        }
+    }
+
+    /// The size of a committed file, `None` for any other object.
+    fn committed_size(&self, location: &Path) -> Option<u64> {
+        let b = self.bucket()?;
+        let manifest = b.cached()?;
+        let mut sizes = self.sizes.lock().unwrap_or_else(|p| p.into_inner());
+        let map = match sizes.as_ref() {
+            Some((g, m)) if *g == manifest.generation => Arc::clone(m),
+            _ => {
+                let m: Sizes = Arc::new(
+                    manifest
+                        .files
+                        .iter()
+                        .chain(manifest.audit_logs.iter())
+                        .map(|f| (b.path(&f.path).to_string(), f.bytes))
+                        .collect(),
+                );
+                *sizes = Some((manifest.generation, Arc::clone(&m)));
+                m
+            }
+        };
+        map.get(location.as_ref()).copied()
+    }
+
+    /// The local copy of a committed file, fetched whole on first use; `None` when there is no
+    /// cache or `location` is not a committed file.
+    async fn local_copy(&self, location: &Path) -> Result<Option<PathBuf>> {
+        let (Some(cache), Some(size)) = (&self.cache, self.committed_size(location)) else {
+            return Ok(None);
+        };
+        let path = cache.path(location, size);
+        if std::fs::metadata(&path).is_ok_and(|m| m.len() == size) {
+            return Ok(Some(path));
+        }
+        let bytes = self.inner.get(location).await?.bytes().await?;
+        if bytes.len() as u64 != size {
+            // Not the file the manifest describes: read through, keep no copy.
+            return Ok(None);
+        }
+        let io = |e: std::io::Error| crate::localfs::io_error(&path, e);
+        std::fs::create_dir_all(&cache.dir).map_err(io)?;
+        let tmp = path.with_extension(format!(
+            "{}-{}.part",
+            std::process::id(),
+            cache.fetched.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::write(&tmp, &bytes).map_err(io)?;
+        std::fs::rename(&tmp, &path).map_err(io)?;
+        cache.admit(size);
+        Ok(Some(path))
     }
 
     fn bucket(&self) -> Option<&Arc<BucketStore>> {
@@ -123,11 +283,54 @@ impl ObjectStore for ManifestListed {
     }
 
     async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
-        self.inner.get_opts(location, options).await
+        let plain = options.if_match.is_none()
+            && options.if_none_match.is_none()
+            && options.if_modified_since.is_none()
+            && options.if_unmodified_since.is_none()
+            && options.version.is_none()
+            && !options.head;
+        let range = match options.range.clone() {
+            Some(r) if plain => r,
+            _ => return self.inner.get_opts(location, options).await,
+        };
+        let Some(path) = self.local_copy(location).await? else {
+            return self.inner.get_opts(location, options).await;
+        };
+        let file = std::fs::File::open(&path).map_err(|e| crate::localfs::io_error(&path, e))?;
+        let size = file
+            .metadata()
+            .map_err(|e| crate::localfs::io_error(&path, e))?
+            .len();
+        let range = range
+            .as_range(size)
+            .map_err(|e| object_store::Error::Generic {
+                store: "ManifestListed",
+                source: format!("{location}: {e}").into(),
+            })?;
+        let bytes = crate::localfs::read_range(&file, &path, range.clone())?;
+        Ok(GetResult {
+            payload: GetResultPayload::Stream(stream::once(async { Ok(bytes) }).boxed()),
+            meta: ObjectMeta {
+                location: location.clone(),
+                last_modified: chrono::DateTime::default(),
+                size,
+                e_tag: None,
+                version: None,
+            },
+            range,
+            attributes: Default::default(),
+        })
     }
 
     async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
-        self.inner.get_ranges(location, ranges).await
+        let Some(path) = self.local_copy(location).await? else {
+            return self.inner.get_ranges(location, ranges).await;
+        };
+        let file = std::fs::File::open(&path).map_err(|e| crate::localfs::io_error(&path, e))?;
+        ranges
+            .iter()
+            .map(|r| crate::localfs::read_range(&file, &path, r.clone()))
+            .collect()
     }
 
     fn delete_stream(

@@ -237,7 +237,14 @@ impl Engine {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
-        config = config.with_target_partitions(2 * threads);
+        // A store in a bucket: more files read at once, so that first reads (a round trip
+        // each) overlap.
+        let partitions = if store.bucket().is_some() {
+            (2 * threads).max(16)
+        } else {
+            2 * threads
+        };
+        config = config.with_target_partitions(partitions);
         // No cached directory listings: a session (the REPL) stays open while `trail ingest`
         // adds files and compaction replaces them, and a listing cached at the first query
         // would miss the new events and name files that are gone. Listing is cheap next to

@@ -43,7 +43,7 @@ impl fmt::Display for InlineLocalFs {
     }
 }
 
-fn io_error(path: &FsPath, e: std::io::Error) -> object_store::Error {
+pub(crate) fn io_error(path: &FsPath, e: std::io::Error) -> object_store::Error {
     if e.kind() == std::io::ErrorKind::NotFound {
         object_store::Error::NotFound {
             path: path.display().to_string(),
@@ -59,7 +59,7 @@ fn io_error(path: &FsPath, e: std::io::Error) -> object_store::Error {
 
 /// Read exactly `range` of `file`; a file shorter than the range is an error (the caller
 /// computed the range from a footer that no longer matches the file).
-fn read_range(file: &File, path: &FsPath, range: Range<u64>) -> Result<Bytes> {
+pub(crate) fn read_range(file: &File, path: &FsPath, range: Range<u64>) -> Result<Bytes> {
     let len = usize::try_from(range.end.saturating_sub(range.start)).map_err(|_| {
         object_store::Error::Generic {
             store: "InlineLocalFs",

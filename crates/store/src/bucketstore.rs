@@ -214,17 +214,16 @@ impl BucketStore {
             .filter(|(k, _)| generation_of(k).is_some())
             .map(|(k, _)| ObjectPath::from(k.as_str()));
         let store = Arc::clone(&self.bucket.store);
-        let listed: Vec<String> = block_on(async move {
-            let stream = match &offset {
-                Some(o) => store.list_with_offset(Some(&log), o),
-                None => store.list(Some(&log)),
-            };
-            stream
-                .map_ok(|m| m.location.to_string())
-                .try_collect::<Vec<String>>()
-                .await
-        })?
-        .map_err(|e| self.fail(&format!("{META_DIR}/{LOG_DIR}/"), &e))?;
+        // A delimited listing: one folder's work for the server (a file-system-backed server
+        // walks the whole bucket for a prefix listing). Vacuum keeps the folder short.
+        let listed: Vec<String> =
+            block_on(async move { store.list_with_delimiter(Some(&log)).await })?
+                .map_err(|e| self.fail(&format!("{META_DIR}/{LOG_DIR}/"), &e))?
+                .objects
+                .into_iter()
+                .map(|m| m.location.to_string())
+                .filter(|k| offset.as_ref().is_none_or(|o| k.as_str() > o.as_ref()))
+                .collect();
         let newest = listed
             .into_iter()
             .filter_map(|k| generation_of(&k).map(|g| (g, k)))
