@@ -509,7 +509,7 @@ pub struct IngestArgs {
     #[arg(long, value_enum)]
     pub addressing: Option<Addressing>,
     /// GET requests in flight when reading a bucket.
-    #[arg(long, env = "TRAIL_FETCH_CONCURRENCY", default_value_t = 32,
+    #[arg(long, env = "TRAIL_FETCH_CONCURRENCY", default_value_t = 128,
           value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub fetch_concurrency: u16,
     /// Days before the last listed day that the next run of a bucket lists again, for late

@@ -46,7 +46,7 @@ impl Default for BucketOptions {
     fn default() -> Self {
         BucketOptions {
             connect: ConnectOptions::default(),
-            concurrency: 32,
+            concurrency: 128,
             lookback_days: 1,
         }
     }
