@@ -137,16 +137,32 @@ fn prefix_path(b: &Bucket) -> Option<ObjectPath> {
     (!p.is_empty()).then(|| ObjectPath::from(p))
 }
 
-async fn list_dir(
-    b: &Bucket,
-    prefix: Option<&ObjectPath>,
-    calls: &mut u64,
-) -> Result<object_store::ListResult> {
-    *calls += 1;
-    b.store
-        .list_with_delimiter(prefix)
-        .await
-        .map_err(|e| explain(b, prefix.map_or("", |p| p.as_ref()), &e))
+/// A folder to list while walking a source: any folder, or a year or month of a date root
+/// (relative to the source prefix) listed from `since` on.
+enum Walk {
+    Dir(Option<ObjectPath>),
+    Year {
+        root: String,
+        since: Option<NaiveDate>,
+        year: i32,
+        path: ObjectPath,
+    },
+    Month {
+        root: String,
+        since: Option<NaiveDate>,
+        year: i32,
+        month: u32,
+        path: ObjectPath,
+    },
+}
+
+impl Walk {
+    fn path(&self) -> Option<&ObjectPath> {
+        match self {
+            Walk::Dir(p) => p.as_ref(),
+            Walk::Year { path, .. } | Walk::Month { path, .. } => Some(path),
+        }
+    }
 }
 
 /// List the source, from each date root's last listed day on (less the look-back) unless
@@ -154,71 +170,117 @@ async fn list_dir(
 pub async fn list(b: &Bucket, ledger: &Ledger, full: bool, lookback_days: u32) -> Result<Listing> {
     let mut out = Listing::default();
     let mut calls = 0u64;
-    let mut pending: Vec<Option<ObjectPath>> = vec![prefix_path(b)];
     // Folders whose objects are listed flat (a day, or anything outside the date layout
     // below a date root), with the date root and day they belong to.
     let mut flat: Vec<(ObjectPath, Option<(String, NaiveDate)>)> = Vec::new();
     let mut objects = Vec::new();
-    while let Some(prefix) = pending.pop() {
-        let res = list_dir(b, prefix.as_ref(), &mut calls).await?;
-        objects.extend(res.objects);
-        let (years, others): (Vec<_>, Vec<_>) = res
-            .common_prefixes
-            .into_iter()
-            .partition(|p| is_year(&last_segment(p)));
-        for p in others {
-            match crate::source::classify(std::path::Path::new(p.as_ref())) {
-                Some(reason) => out.skipped.push(Skipped {
-                    path: b.url.key_url(&format!("{p}/")),
-                    reason,
-                }),
-                None => pending.push(Some(p)),
-            }
-        }
-        if years.is_empty() {
-            continue;
-        }
-        let root = prefix.as_ref().map_or(String::new(), |p| format!("{p}/"));
-        let root_rel = relative(b, &root).to_owned();
-        let since = if full {
-            None
-        } else {
-            ledger
-                .days
-                .get(&root_rel)
-                .map(|d| *d - chrono::Days::new(u64::from(lookback_days)))
-        };
-        for year_p in years {
-            let Ok(year) = last_segment(&year_p).parse::<i32>() else {
-                continue;
-            };
-            if since.is_some_and(|s| year < s.year()) {
-                continue;
-            }
-            let months = list_dir(b, Some(&year_p), &mut calls).await?;
-            objects.extend(months.objects);
-            for month_p in months.common_prefixes {
-                let Some(month) = num(&last_segment(&month_p)) else {
-                    flat.push((month_p, None));
-                    continue;
-                };
-                if since.is_some_and(|s| (year, month) < (s.year(), s.month())) {
-                    continue;
+    // The walk goes level by level, each level's folders listed side by side: a LIST is a
+    // round trip, and regions and accounts are many date roots.
+    let mut frontier = vec![Walk::Dir(prefix_path(b))];
+    while !frontier.is_empty() {
+        let listed: Vec<Result<(Walk, object_store::ListResult)>> =
+            futures::stream::iter(frontier.into_iter().map(|w| async move {
+                let path = w.path().cloned();
+                let r = b
+                    .store
+                    .list_with_delimiter(path.as_ref())
+                    .await
+                    .map_err(|e| explain(b, path.as_ref().map_or("", |p| p.as_ref()), &e))?;
+                Ok((w, r))
+            }))
+            .buffer_unordered(16)
+            .collect()
+            .await;
+        calls += listed.len() as u64;
+        let mut next = Vec::new();
+        for r in listed {
+            let (walk, res) = r?;
+            objects.extend(res.objects);
+            match walk {
+                Walk::Dir(prefix) => {
+                    let (years, others): (Vec<_>, Vec<_>) = res
+                        .common_prefixes
+                        .into_iter()
+                        .partition(|p| is_year(&last_segment(p)));
+                    for p in others {
+                        match crate::source::classify(std::path::Path::new(p.as_ref())) {
+                            Some(reason) => out.skipped.push(Skipped {
+                                path: b.url.key_url(&format!("{p}/")),
+                                reason,
+                            }),
+                            None => next.push(Walk::Dir(Some(p))),
+                        }
+                    }
+                    if years.is_empty() {
+                        continue;
+                    }
+                    let root = prefix.as_ref().map_or(String::new(), |p| format!("{p}/"));
+                    let root = relative(b, &root).to_owned();
+                    let since = if full {
+                        None
+                    } else {
+                        ledger
+                            .days
+                            .get(&root)
+                            .map(|d| *d - chrono::Days::new(u64::from(lookback_days)))
+                    };
+                    for path in years {
+                        let Ok(year) = last_segment(&path).parse::<i32>() else {
+                            continue;
+                        };
+                        if since.is_some_and(|s| year < s.year()) {
+                            continue;
+                        }
+                        next.push(Walk::Year {
+                            root: root.clone(),
+                            since,
+                            year,
+                            path,
+                        });
+                    }
                 }
-                let days = list_dir(b, Some(&month_p), &mut calls).await?;
-                objects.extend(days.objects);
-                for day_p in days.common_prefixes {
-                    let date = num(&last_segment(&day_p))
-                        .and_then(|d| NaiveDate::from_ymd_opt(year, month, d));
-                    match date {
-                        Some(date) if since.is_some_and(|s| date < s) => {}
-                        Some(date) => flat.push((day_p, Some((root_rel.clone(), date)))),
-                        None => flat.push((day_p, None)),
+                Walk::Year {
+                    root, since, year, ..
+                } => {
+                    for path in res.common_prefixes {
+                        let Some(month) = num(&last_segment(&path)) else {
+                            flat.push((path, None));
+                            continue;
+                        };
+                        if since.is_some_and(|s| (year, month) < (s.year(), s.month())) {
+                            continue;
+                        }
+                        next.push(Walk::Month {
+                            root: root.clone(),
+                            since,
+                            year,
+                            month,
+                            path,
+                        });
+                    }
+                }
+                Walk::Month {
+                    root,
+                    since,
+                    year,
+                    month,
+                    ..
+                } => {
+                    for day_p in res.common_prefixes {
+                        let date = num(&last_segment(&day_p))
+                            .and_then(|d| NaiveDate::from_ymd_opt(year, month, d));
+                        match date {
+                            Some(date) if since.is_some_and(|s| date < s) => {}
+                            Some(date) => flat.push((day_p, Some((root.clone(), date)))),
+                            None => flat.push((day_p, None)),
+                        }
                     }
                 }
             }
         }
+        frontier = next;
     }
+    out.skipped.sort_by(|a, b| a.path.cmp(&b.path));
     out.days_listed = flat.iter().filter(|(_, d)| d.is_some()).count() as u64;
     // The day folders are listed side by side, each with the delimiter: a delivery day holds
     // its objects directly, and a delimited listing is one folder's work for the server (a
