@@ -27,8 +27,8 @@ use bytes::Bytes;
 use futures::stream::{self, BoxStream, StreamExt};
 use object_store::path::Path;
 use object_store::{
-    CopyOptions, GetOptions, GetResult, GetResultPayload, ListResult, MultipartUpload, ObjectMeta,
-    ObjectStore, ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
 };
 use trail_store::Store;
 use trail_store::bucketstore::BucketStore;
@@ -283,43 +283,13 @@ impl ObjectStore for ManifestListed {
     }
 
     async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
-        let plain = options.if_match.is_none()
-            && options.if_none_match.is_none()
-            && options.if_modified_since.is_none()
-            && options.if_unmodified_since.is_none()
-            && options.version.is_none()
-            && !options.head;
-        let range = match options.range.clone() {
-            Some(r) if plain => r,
-            _ => return self.inner.get_opts(location, options).await,
-        };
-        let Some(path) = self.local_copy(location).await? else {
+        let Some(range) = crate::localfs::plain_range(&options) else {
             return self.inner.get_opts(location, options).await;
         };
-        let file = std::fs::File::open(&path).map_err(|e| crate::localfs::io_error(&path, e))?;
-        let size = file
-            .metadata()
-            .map_err(|e| crate::localfs::io_error(&path, e))?
-            .len();
-        let range = range
-            .as_range(size)
-            .map_err(|e| object_store::Error::Generic {
-                store: "ManifestListed",
-                source: format!("{location}: {e}").into(),
-            })?;
-        let bytes = crate::localfs::read_range(&file, &path, range.clone())?;
-        Ok(GetResult {
-            payload: GetResultPayload::Stream(stream::once(async { Ok(bytes) }).boxed()),
-            meta: ObjectMeta {
-                location: location.clone(),
-                last_modified: chrono::DateTime::default(),
-                size,
-                e_tag: None,
-                version: None,
-            },
-            range,
-            attributes: Default::default(),
-        })
+        match self.local_copy(location).await? {
+            Some(path) => crate::localfs::read_file_range(&path, location, range),
+            None => self.inner.get_opts(location, options).await,
+        }
     }
 
     async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {

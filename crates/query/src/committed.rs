@@ -74,14 +74,16 @@ impl CommittedEvents {
     /// the table's listing then returns.
     fn committed(&self) -> Arc<HashSet<String>> {
         let manifest = self.store.manifest_path();
-        let stamp = match self.store.bucket() {
-            Some(b) => b
-                .latest()
-                .ok()
-                .map(|(generation, _)| (SystemTime::UNIX_EPOCH, generation)),
-            None => std::fs::metadata(&manifest)
-                .ok()
-                .and_then(|m| Some((m.modified().ok()?, m.len()))),
+        // In a bucket the version just listed is the manifest to read (no second request).
+        let (stamp, latest) = match self.store.bucket().map(|b| b.latest()) {
+            Some(Ok((generation, m))) => (Some((SystemTime::UNIX_EPOCH, generation)), Some(m)),
+            Some(Err(_)) => (None, None),
+            None => (
+                std::fs::metadata(&manifest)
+                    .ok()
+                    .and_then(|m| Some((m.modified().ok()?, m.len()))),
+                None,
+            ),
         };
         let mut cache = self
             .committed
@@ -93,7 +95,11 @@ impl CommittedEvents {
             return Arc::clone(&c.paths);
         }
         let events = format!("{}/", layout::EVENTS_DIR);
-        let paths: Arc<HashSet<String>> = Arc::new(match self.store.manifest() {
+        let read = match latest {
+            Some(m) => Ok(m),
+            None => self.store.manifest(),
+        };
+        let paths: Arc<HashSet<String>> = Arc::new(match read {
             Ok(m) => m
                 .files
                 .into_iter()

@@ -21,8 +21,8 @@ use futures::stream::BoxStream;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{
-    CopyOptions, GetOptions, GetResult, GetResultPayload, ListResult, MultipartUpload, ObjectMeta,
-    ObjectStore, PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
+    CopyOptions, GetOptions, GetRange, GetResult, GetResultPayload, ListResult, MultipartUpload,
+    ObjectMeta, ObjectStore, PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
 };
 
 /// A [`LocalFileSystem`] whose ranged reads run inline.
@@ -55,6 +55,48 @@ pub(crate) fn io_error(path: &FsPath, e: std::io::Error) -> object_store::Error 
             source: format!("{}: {e}", path.display()).into(),
         }
     }
+}
+
+/// The range of a plain ranged read (no conditions, no version, not a HEAD): the reads that a
+/// local file can answer inline.
+pub(crate) fn plain_range(options: &GetOptions) -> Option<GetRange> {
+    let plain = options.if_match.is_none()
+        && options.if_none_match.is_none()
+        && options.if_modified_since.is_none()
+        && options.if_unmodified_since.is_none()
+        && options.version.is_none()
+        && !options.head;
+    options.range.clone().filter(|_| plain)
+}
+
+/// Answer a ranged read of `location` from the local file at `path`.
+pub(crate) fn read_file_range(
+    path: &FsPath,
+    location: &Path,
+    range: GetRange,
+) -> Result<GetResult> {
+    let file = File::open(path).map_err(|e| io_error(path, e))?;
+    let md = file.metadata().map_err(|e| io_error(path, e))?;
+    let range = range
+        .as_range(md.len())
+        .map_err(|e| object_store::Error::Generic {
+            store: "InlineLocalFs",
+            source: format!("{}: {e}", path.display()).into(),
+        })?;
+    let bytes = read_range(&file, path, range.clone())?;
+    let meta = ObjectMeta {
+        location: location.clone(),
+        last_modified: md.modified().map(Into::into).unwrap_or_default(),
+        size: md.len(),
+        e_tag: None,
+        version: None,
+    };
+    Ok(GetResult {
+        payload: GetResultPayload::Stream(futures::stream::once(async { Ok(bytes) }).boxed()),
+        meta,
+        range,
+        attributes: Default::default(),
+    })
 }
 
 /// Read exactly `range` of `file`; a file shorter than the range is an error (the caller
@@ -108,38 +150,11 @@ impl ObjectStore for InlineLocalFs {
     async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
         // Only plain ranged reads run inline; conditional and whole-object reads keep
         // LocalFileSystem's semantics.
-        let plain = options.if_match.is_none()
-            && options.if_none_match.is_none()
-            && options.if_modified_since.is_none()
-            && options.if_unmodified_since.is_none()
-            && options.version.is_none()
-            && !options.head;
-        let Some(range) = options.range.clone().filter(|_| plain) else {
+        let Some(range) = plain_range(&options) else {
             return self.inner.get_opts(location, options).await;
         };
         let path = self.inner.path_to_filesystem(location)?;
-        let file = File::open(&path).map_err(|e| io_error(&path, e))?;
-        let md = file.metadata().map_err(|e| io_error(&path, e))?;
-        let range = range
-            .as_range(md.len())
-            .map_err(|e| object_store::Error::Generic {
-                store: "InlineLocalFs",
-                source: format!("{}: {e}", path.display()).into(),
-            })?;
-        let bytes = read_range(&file, &path, range.clone())?;
-        let meta = ObjectMeta {
-            location: location.clone(),
-            last_modified: md.modified().map(Into::into).unwrap_or_default(),
-            size: md.len(),
-            e_tag: None,
-            version: None,
-        };
-        Ok(GetResult {
-            payload: GetResultPayload::Stream(futures::stream::once(async { Ok(bytes) }).boxed()),
-            meta,
-            range,
-            attributes: Default::default(),
-        })
+        read_file_range(&path, location, range)
     }
 
     async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
