@@ -4,11 +4,21 @@
 Usage (from the repository root):
     cargo build --release -p trail-cli
     pip install duckdb-cli
-    python3 benches/ingest_vs_duckdb.py --events 1000000 [--events 10000000] [--runs 3]
+    python3 benches/ingest_vs_duckdb.py --events 1000000 [--events 10000000] [--runs 3] \
+        [--shapes tree,ndjson,records,array-gz]
 
 For each size it generates (once, cached under --work) an ActionTrail delivery tree with the
 project's deterministic generator (with labelled anomalies, so the insight benchmark finds
-some), then runs --runs times, each engine as a fresh process:
+some), and from it (once, cached) the same events in each input shape (--shapes):
+
+  * tree: the delivery tree itself, small gzip JSON-array files (about 7 events each);
+  * ndjson: NDJSON files of about 64 MB (SIEM and log-service exports, concatenated
+    deliveries);
+  * records: `{"Records": [...]}` files of about 64 MB, plain JSON (CloudTrail's shape);
+  * array-gz: JSON-array files of about 64 MB of JSON each, gzip-compressed.
+
+The large files hold the events in delivery order (by day and delivery time across regions).
+Then, per shape, it runs --runs times, each engine as a fresh process:
 
   * trail: `trail ingest --threads D` into an empty store. D decoder threads work beside a
     file reader thread and the writer (dedup, sort, encode): D + 2 threads in all;
@@ -58,7 +68,90 @@ def generate(events, work):
                                  "--labels", labels])
 
 
-def duckdb_sql(src, out, threads, tuned, memory_limit):
+SHAPES = ["tree", "ndjson", "records", "array-gz"]
+SHAPE_BYTES = 64 << 20
+
+
+def shape_events(tree):
+    """The events of a generated delivery tree as JSON texts, in delivery order (by day, then
+    the delivery time in the file name, then region)."""
+    import gzip
+    files = []
+    for d, _, fs in os.walk(tree):
+        for f in fs:
+            if f.endswith(".json.gz"):
+                parts = d.split(os.sep)
+                # .../<region>/<YYYY>/<MM>/<DD>/<account>_Actiontrail_<region>_<time>_<n>.json.gz
+                files.append(((parts[-3], parts[-2], parts[-1], f.split("_")[-2], f), os.path.join(d, f)))
+    files.sort()
+    for _, path in files:
+        with gzip.open(path, "rt", encoding="utf-8") as fh:
+            for line in fh:
+                line = line.rstrip("\n")
+                if line.startswith("["):
+                    line = line[1:]
+                if line.endswith(",") or line.endswith("]"):
+                    line = line[:-1]
+                if line:
+                    yield line
+
+
+def make_shape(events, shape, work, tree):
+    """The events of `tree` as large files of `shape` (once, cached); returns the folder."""
+    if shape == "tree":
+        return tree
+    import gzip
+    out = os.path.join(work, f"shape-{shape}-{events}")
+    marker = os.path.join(out, ".complete")
+    if os.path.exists(marker):
+        return out
+    shutil.rmtree(out, ignore_errors=True)
+    os.makedirs(out)
+    ext = {"ndjson": ".ndjson", "records": ".json", "array-gz": ".json.gz"}[shape]
+    head, sep, tail = {"ndjson": ("", "\n", "\n"), "records": ('{"Records":[', ",\n", "]}\n"),
+                       "array-gz": ("[", ",\n", "]\n")}[shape]
+    state = {"fh": None, "n": 0, "bytes": 0}
+
+    def close():
+        if state["fh"] is not None:
+            state["fh"].write(tail)
+            state["fh"].close()
+            state["fh"] = None
+
+    for text in shape_events(tree):
+        if state["fh"] is None or state["bytes"] >= SHAPE_BYTES:
+            close()
+            state["n"] += 1
+            path = os.path.join(out, f"part-{state['n']:04}{ext}")
+            state["fh"] = (gzip.open(path, "wt", encoding="utf-8", compresslevel=6)
+                           if shape == "array-gz" else open(path, "w", encoding="utf-8"))
+            state["fh"].write(head)
+            state["bytes"] = 0
+        elif state["bytes"]:
+            state["fh"].write(sep)
+        state["fh"].write(text)
+        state["bytes"] += len(text) + 1
+    close()
+    open(marker, "w").close()
+    return out
+
+
+def duckdb_source(src, shape, cols):
+    """DuckDB's reader for a shape, giving one row per event with the explicit columns."""
+    if shape == "tree":
+        return f"read_json('{src}/**/*.json.gz', format = 'array', columns = {cols})"
+    if shape == "array-gz":
+        return f"read_json('{src}/*.json.gz', format = 'array', columns = {cols})"
+    if shape == "ndjson":
+        return f"read_json('{src}/*.ndjson', format = 'newline_delimited', columns = {cols})"
+    # records: one object per file with an array of events
+    struct = "STRUCT(" + ", ".join(f'"{k}" {v}' for k, v in DUCKDB_COLUMNS.items()) + ")"
+    return (f"(SELECT e.* FROM (SELECT unnest(Records) AS e FROM read_json('{src}/*.json', "
+            f"format = 'auto', columns = {{'Records': '{struct}[]'}}, "
+            f"maximum_object_size = {4 * SHAPE_BYTES})))")
+
+
+def duckdb_sql(src, out, threads, tuned, memory_limit, shape="tree"):
     cols = "{" + ", ".join(f"'{k}': '{v}'" for k, v in DUCKDB_COLUMNS.items()) + "}"
     settings = f"SET threads = {threads}; SET enable_progress_bar = false; "
     if tuned:
@@ -66,7 +159,7 @@ def duckdb_sql(src, out, threads, tuned, memory_limit):
     return settings + f"""
 COPY (
   SELECT *, acsRegion AS region, CAST(eventTime AT TIME ZONE 'UTC' AS DATE) AS eventDate
-  FROM read_json('{src}/**/*.json.gz', format = 'array', columns = {cols})
+  FROM {duckdb_source(src, shape, cols)}
 ) TO '{out}' (FORMAT parquet, PARTITION_BY (region, eventDate), COMPRESSION zstd);
 SELECT count(*) AS n FROM read_parquet('{out}/**/*.parquet');
 """
@@ -87,8 +180,14 @@ def main():
                     help="stop a DuckDB run after this many seconds (reported as a lower bound)")
     ap.add_argument("--duckdb-memory-limit", default="4GB",
                     help="memory_limit of the tuned DuckDB row")
+    ap.add_argument("--shapes", default="tree",
+                    help=f"input shapes, comma-separated, from {','.join(SHAPES)} (default tree)")
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args()
+    shapes = [x for x in args.shapes.split(",") if x]
+    for x in shapes:
+        if x not in SHAPES:
+            sys.exit(f"unknown shape {x}: use {', '.join(SHAPES)}")
     duck = common.duckdb_binary()
     tv, dv = common.versions(duck)
     total_threads = args.decoders + 2
@@ -96,8 +195,9 @@ def main():
           f"DuckDB threads = {total_threads}; {args.runs} runs")
     os.makedirs(args.work, exist_ok=True)
     table = []
-    for n in args.events or [1_000_000]:
-        data, info = generate(n, args.work)
+    for n, shape in [(n, x) for n in args.events or [1_000_000] for x in shapes]:
+        tree, info = generate(n, args.work)
+        data = make_shape(n, shape, args.work, tree)
         expected = info["events"]
         rows = {"trail": [], "DuckDB": [], "DuckDB tuned": []}
         for _ in range(args.runs):
@@ -117,7 +217,7 @@ def main():
                 try:
                     t, rss, out = common.run_measured(
                         [duck, "-csv", "-c", duckdb_sql(data, out_dir, total_threads, tuned,
-                                                         args.duckdb_memory_limit)],
+                                                         args.duckdb_memory_limit, shape)],
                         timeout=args.duckdb_timeout, check=False)
                 except common.Failed as e:
                     if "Out of Memory" not in e.output:
@@ -131,36 +231,40 @@ def main():
                         sys.exit(f"{label} wrote {got} of {expected} events")
                 rows[label].append((t, rss))
                 shutil.rmtree(out_dir, ignore_errors=True)
-        table.append((n, expected, info, rows))
+        table.append((n, shape, expected, info, rows))
 
     print()
-    print(f"{'events':>11} {'engine':<13} {'seconds':>22} {'events/s':>10} {'MB/s JSON':>10} {'peak RSS':>10}")
+    print(f"{'events':>11} {'shape':<9} {'engine':<13} {'seconds':>22} {'events/s':>10} "
+          f"{'MB/s JSON':>10} {'peak RSS':>10}")
     results = []
-    for n, expected, info, rows in table:
+    for n, shape, expected, info, rows in table:
         trail_t = [t for t, _ in rows["trail"]]
         trail_rss = max(r for _, r in rows["trail"])
         for label, runs in rows.items():
             if any(t == "oom" for t, _ in runs):
-                print(f"{expected:>11,} {label:<13} out of memory at memory_limit = "
+                print(f"{expected:>11,} {shape:<9} {label:<13} out of memory at memory_limit = "
                       f"{args.duckdb_memory_limit} ({sum(t == 'oom' for t, _ in runs)} of {len(runs)} runs)")
-                results.append({"events": expected, "engine": label, "seconds": None, "oom": True})
+                results.append({"events": expected, "shape": shape, "engine": label,
+                                "seconds": None, "oom": True})
                 continue
             done = [t for t, _ in runs if t is not None]
             rss = max(r for _, r in runs)
             if len(done) < len(runs):
-                print(f"{expected:>11,} {label:<13} did not finish in {args.duckdb_timeout:.0f} s "
+                print(f"{expected:>11,} {shape:<9} {label:<13} did not finish in {args.duckdb_timeout:.0f} s "
                       f"({len(runs) - len(done)} of {len(runs)} runs); peak RSS {mib(rss)}")
-                results.append({"events": expected, "engine": label, "seconds": None, "rss": rss})
+                results.append({"events": expected, "shape": shape, "engine": label,
+                                "seconds": None, "rss": rss})
                 continue
             med = statistics.median(done)
-            print(f"{expected:>11,} {label:<13} {common.secs(done):>22} {expected / med:>10,.0f} "
+            print(f"{expected:>11,} {shape:<9} {label:<13} {common.secs(done):>22} {expected / med:>10,.0f} "
                   f"{info['bytes_uncompressed'] / med / 1e6:>10.1f} {mib(rss):>10}")
-            results.append({"events": expected, "engine": label, "seconds": done, "rss": rss})
+            results.append({"events": expected, "shape": shape, "engine": label,
+                            "seconds": done, "rss": rss})
             if label != "trail":
                 ratios = [d / t for t, d in zip(trail_t, done)]
-                print(f"{'':>11} {'':<13} trail's throughput {common.ratio_text(ratios)} {label}'s; "
+                print(f"{'':>11} {'':<9} {'':<13} trail's throughput {common.ratio_text(ratios)} {label}'s; "
                       f"peak RSS {trail_rss / rss:.2f}x")
-    print(f"(input: generated ActionTrail delivery trees, gzip JSON arrays; "
+    print(f"(input shapes: {', '.join(shapes)}; the same generated ActionTrail events in each; "
           f"{total_threads} threads each)")
     if args.json:
         with open(args.json, "w") as f:

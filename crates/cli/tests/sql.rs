@@ -237,6 +237,23 @@ fn equality_lookups_skip_row_groups_by_bloom_filter() {
     let store = dir.path().join("store");
     ingest(&store, &[a], false);
     assert_eq!(scalar(&store, "SELECT count(*) FROM system.files"), "1");
+    // The file's summary already says none of these values is there (the struct fields too):
+    // the file is not opened at all.
+    for filter in [
+        "eventId = 'a-07x'",
+        "sourceIpAddress = '198.51.100.5'",
+        "userIdentity.userName = 'u07x'",
+        "userIdentity.accessKeyId = 'LTAI07x'",
+    ] {
+        let plan = explain_analyze(
+            &store,
+            &format!("SELECT eventName FROM events WHERE {filter}"),
+        );
+        assert_eq!(files_opened(&plan), 0, "{filter}\n{plan}");
+        assert!(scanned_files(&plan).is_empty(), "{filter}\n{plan}");
+    }
+    // Without summaries (a store written before them), the row groups' own bloom filters do.
+    strip_summaries(&store);
     for (filter, inside) in [
         ("eventId = 'a-07x'", ("a-00", "a-49")),
         (
@@ -876,4 +893,179 @@ fn grouped_counts_by_view_match_the_engines() {
         totals.contains("| 400000 | 1000000 | 2  | 3  |"),
         "{totals}"
     );
+}
+
+/// The event files a plan's scans list (the `.parquet` names in its text).
+fn scanned_files(plan: &str) -> std::collections::BTreeSet<String> {
+    plan.split(|c: char| c == '[' || c == ']' || c == ',' || c.is_whitespace())
+        .filter(|w| w.ends_with(".parquet"))
+        .map(|w| w.rsplit('/').next().unwrap_or(w).to_owned())
+        .collect()
+}
+
+/// Make `store` look written before summaries: its manifest names none.
+fn strip_summaries(store: &Path) {
+    let manifest_path = store.join("_trail/manifest.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    for f in manifest["files"].as_array_mut().unwrap() {
+        f.as_object_mut().unwrap().remove("summary");
+    }
+    std::fs::write(&manifest_path, serde_json::to_vec(&manifest).unwrap()).unwrap();
+}
+
+/// The files the plan's scans opened (their `files_opened` metrics).
+fn files_opened(plan: &str) -> usize {
+    plan.split("files_opened=")
+        .skip(1)
+        .map(|rest| {
+            rest.split(|c: char| !c.is_ascii_digit())
+                .next()
+                .unwrap()
+                .parse::<usize>()
+                .unwrap()
+        })
+        .sum()
+}
+
+/// The names of the committed files that hold `value` in the string column at `path`, read
+/// from the files themselves.
+fn files_holding(store: &Path, path: &str, value: &str) -> std::collections::BTreeSet<String> {
+    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::parquet::arrow::ProjectionMask;
+    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(store.join("_trail/manifest.json")).unwrap())
+            .unwrap();
+    let mut out = std::collections::BTreeSet::new();
+    for f in manifest["files"].as_array().unwrap() {
+        let rel = f["path"].as_str().unwrap();
+        let file = std::fs::File::open(store.join(rel)).unwrap();
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+        let descr = builder.metadata().file_metadata().schema_descr_ptr();
+        let idx: Vec<usize> = (0..descr.num_columns())
+            .filter(|&i| descr.column(i).path().string() == path)
+            .collect();
+        let reader = builder
+            .with_projection(ProjectionMask::leaves(&descr, idx))
+            .build()
+            .unwrap();
+        let mut leaf_values = |a: &dyn Array| {
+            let s = a.as_string::<i32>();
+            (0..s.len()).any(|i| s.is_valid(i) && s.value(i) == value)
+        };
+        for batch in reader {
+            let batch = batch.unwrap();
+            let mut column = batch.column(0).clone();
+            if path.contains('.') {
+                column = column.as_struct().column(0).clone();
+            }
+            if leaf_values(column.as_ref()) {
+                out.insert(rel.rsplit('/').next().unwrap().to_owned());
+            }
+        }
+    }
+    out
+}
+
+/// A selective query on a many-file store opens only the files whose summaries admit the value,
+/// a fresh session included; without summaries (a store written before them) it opens them
+/// all, and the answers are the same. The row count comes from the manifest.
+#[test]
+fn selective_queries_open_only_the_files_their_summaries_admit() {
+    let (_dir, store) = actiontrail_store(false);
+    let all: Vec<String> = text(&query(&store, "SELECT path FROM system.files"))
+        .lines()
+        .filter(|l| l.contains(".parquet"))
+        .map(|l| {
+            l.trim_matches(['|', ' '])
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert!(all.len() > 20, "a many-file store: {}", all.len());
+    let ip = scalar(
+        &store,
+        "SELECT sourceIpAddress FROM events WHERE sourceIpAddress IS NOT NULL \
+         GROUP BY sourceIpAddress ORDER BY count(*), sourceIpAddress LIMIT 1",
+    );
+    let id = scalar(
+        &store,
+        "SELECT eventId FROM events WHERE eventId IS NOT NULL ORDER BY eventId LIMIT 1",
+    );
+    let user = scalar(
+        &store,
+        "SELECT userIdentity.userName FROM events WHERE userIdentity.userName IS NOT NULL \
+         GROUP BY 1 ORDER BY count(*), 1 LIMIT 1",
+    );
+    let cases = [
+        (
+            format!("SELECT count(*) FROM events WHERE sourceIpAddress = '{ip}'"),
+            files_holding(&store, "sourceIpAddress", &ip),
+        ),
+        (
+            format!("SELECT eventName FROM events WHERE eventId = '{id}'"),
+            files_holding(&store, "eventId", &id),
+        ),
+        (
+            format!(
+                "SELECT count(*) FROM events WHERE userIdentity.userName IN ('{user}', 'nobody-at-all')"
+            ),
+            files_holding(&store, "userIdentity.userName", &user),
+        ),
+    ];
+    let mut answers = Vec::new();
+    for (sql, holding) in &cases {
+        assert!(!holding.is_empty(), "{sql}");
+        let plan = explain_analyze(&store, sql);
+        let opened = scanned_files(&plan);
+        assert_eq!(files_opened(&plan), opened.len(), "{plan}");
+        assert!(
+            opened.is_superset(holding),
+            "{sql}: must open {holding:?}, opened {opened:?}"
+        );
+        // Bloom filters at 1% may admit a stray file, never most of them.
+        assert!(
+            opened.len() <= holding.len() + 1,
+            "{sql}: opened {} of {} files for {} holding the value\n{plan}",
+            opened.len(),
+            all.len(),
+            holding.len()
+        );
+        answers.push(text(&query(&store, sql)));
+    }
+    // A value no file holds opens nothing.
+    let plan = explain_analyze(
+        &store,
+        "SELECT count(*) FROM events WHERE sourceIpAddress = '203.0.113.254'",
+    );
+    assert!(scanned_files(&plan).is_empty(), "{plan}");
+    assert_eq!(
+        scalar(
+            &store,
+            "SELECT count(*) FROM events WHERE sourceIpAddress = '203.0.113.254'"
+        ),
+        "0"
+    );
+    // count(*) of the whole table is the manifest's row count: no file is opened.
+    let plan = explain_analyze(&store, "SELECT count(*) FROM events");
+    assert!(scanned_files(&plan).is_empty(), "{plan}");
+    let total: u64 = scalar(&store, "SELECT sum(rows) FROM system.files")
+        .parse()
+        .unwrap();
+    assert_eq!(
+        scalar(&store, "SELECT count(*) FROM events"),
+        total.to_string()
+    );
+
+    // A store written before summaries: the manifest names none. Every file of the table is
+    // opened again, and every answer is the same.
+    strip_summaries(&store);
+    for ((sql, _), answer) in cases.iter().zip(&answers) {
+        let plan = explain_analyze(&store, sql);
+        assert_eq!(files_opened(&plan), all.len(), "{sql}\n{plan}");
+        assert_eq!(&text(&query(&store, sql)), answer, "{sql}");
+    }
 }

@@ -449,7 +449,9 @@ pub fn write_audit_file(
             min_time_us: min,
             max_time_us: max,
             generation: 0,
+            summary: None,
         },
+        summary: None,
     }))
 }
 

@@ -10,7 +10,8 @@ use arrow::datatypes::TimestampMicrosecondType;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use trail_store::manifest::StagedFile;
+use trail_store::manifest::{StagedFile, SummaryRef};
+use trail_store::summary::{self, SummaryBuilder};
 use trail_store::{FileEntry, layout::PartitionKey, order, props, schema};
 
 use crate::batch::dedup_key;
@@ -24,6 +25,7 @@ pub struct EventFileWriter {
     rows: u64,
     min: i64,
     max: i64,
+    summary: SummaryBuilder,
 }
 
 impl EventFileWriter {
@@ -42,6 +44,7 @@ impl EventFileWriter {
             rows: 0,
             min: i64::MAX,
             max: i64::MIN,
+            summary: SummaryBuilder::new(rows_hint),
         })
     }
 
@@ -59,13 +62,15 @@ impl EventFileWriter {
             self.max = self.max.max(hi);
         }
         self.rows += batch.num_rows() as u64;
+        self.summary.add(batch);
         self.writer
             .write(batch)
             .map_err(|e| IngestError::parquet(&self.staged, e))
     }
 
-    /// Close and fsync the file and describe it for the manifest; an empty file is removed and
-    /// `None` returned (an empty file is never committed).
+    /// Close and fsync the file (and its summary, beside it in staging) and describe it for
+    /// the manifest; an empty file is removed and `None` returned (an empty file is never
+    /// committed).
     pub fn finish(self, rel: String, key: &PartitionKey) -> Result<Option<StagedFile>> {
         let staged = self.staged;
         let file = self
@@ -82,8 +87,16 @@ impl EventFileWriter {
             .metadata()
             .map_err(|e| IngestError::io(&staged, e))?
             .len();
+        let summary_staged = staged.with_extension("sum");
+        let summary_bytes = self.summary.finish();
+        write_synced(&summary_staged, &summary_bytes)?;
+        let summary_ref = SummaryRef {
+            path: summary::path_for(&rel),
+            bytes: summary_bytes.len() as u64,
+        };
         Ok(Some(StagedFile {
             staged,
+            summary: Some(summary_staged),
             entry: FileEntry {
                 path: rel,
                 region: key.region.clone(),
@@ -93,9 +106,18 @@ impl EventFileWriter {
                 min_time_us: self.min,
                 max_time_us: self.max,
                 generation: 0,
+                summary: Some(summary_ref),
             },
         }))
     }
+}
+
+/// Write `bytes` to a new file at `path` and fsync it.
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut f = File::create(path).map_err(|e| IngestError::io(path, e))?;
+    f.write_all(bytes).map_err(|e| IngestError::io(path, e))?;
+    f.sync_all().map_err(|e| IngestError::io(path, e))
 }
 
 /// Open an event file for reading, with only the leaf columns named (dotted paths).

@@ -154,7 +154,13 @@ impl ManifestListed {
                         .files
                         .iter()
                         .chain(manifest.audit_logs.iter())
-                        .map(|f| (b.path(&f.path).to_string(), f.bytes))
+                        .flat_map(|f| {
+                            let summary = f
+                                .summary
+                                .as_ref()
+                                .map(|s| (b.path(&s.path).to_string(), s.bytes));
+                            std::iter::once((b.path(&f.path).to_string(), f.bytes)).chain(summary)
+                        })
                         .collect(),
                 );
                 *sizes = Some((manifest.generation, Arc::clone(&m)));

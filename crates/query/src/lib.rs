@@ -18,6 +18,7 @@ pub mod auditlogs;
 mod bucketfs;
 mod committed;
 pub mod deliver;
+mod filefilter;
 pub mod findings;
 pub mod ip;
 pub mod ipintel;
@@ -291,12 +292,17 @@ impl Engine {
             );
         }
         let parquet = parquet_options(&ctx);
-        let (events, prefix, file_schema) = listing_table(
-            store_dir_url(&store, layout::EVENTS_DIR)?,
-            &schema::event_schema(),
-            &parquet,
-        )?;
-        let events = committed::CommittedEvents::new(events, store.clone(), prefix, file_schema);
+        let events_url = store_dir_url(&store, layout::EVENTS_DIR)?;
+        let object_store_url = events_url.object_store();
+        let (events, prefix, file_schema) =
+            listing_table(events_url, &schema::event_schema(), &parquet)?;
+        let events = committed::CommittedEvents::new(
+            events,
+            store.clone(),
+            prefix,
+            file_schema,
+            object_store_url,
+        );
         ctx.register_table(EVENTS_TABLE, Arc::new(events))?;
         let insights_dir = store.root().join(INSIGHTS_DIR);
         // In a bucket, a listing of a prefix that holds nothing is an empty table; asking

@@ -500,6 +500,7 @@ impl BucketStore {
         let mut add = |m: &Manifest| {
             for f in m.files.iter().chain(m.audit_logs.iter()) {
                 referenced.insert(f.path.clone());
+                referenced.extend(f.summary.as_ref().map(|s| s.path.clone()));
             }
         };
         add(&latest);
@@ -520,7 +521,8 @@ impl BucketStore {
         for m in &all {
             let r = rel(m);
             let data = r.starts_with(&format!("{}/", crate::layout::EVENTS_DIR))
-                || r.starts_with(&format!("{}/", crate::layout::AUDIT_LOGS_DIR));
+                || r.starts_with(&format!("{}/", crate::layout::AUDIT_LOGS_DIR))
+                || r.starts_with(&format!("{}/", crate::summary::SUMMARY_DIR));
             if !data || referenced.contains(&r) {
                 continue;
             }

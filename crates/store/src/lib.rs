@@ -12,6 +12,7 @@
 //!   _trail/quarantine/        bad input records with their errors, one NDJSON file per run
 //!   _trail/trails.json        the trails (which events go where), see [`trails`]
 //!   _trail/sources/           what each source has had read, see [`ledger`]
+//!   _trail/summaries/         per-file membership summaries for pruning, see [`summary`]
 //! ```
 //!
 //! * [`schema`] owns the canonical Arrow schema and its column names.
@@ -41,6 +42,7 @@ pub mod order;
 pub mod props;
 pub mod remote;
 pub mod schema;
+pub mod summary;
 pub mod trails;
 
 pub use error::{Result, StoreError};

@@ -54,6 +54,18 @@ pub struct FileEntry {
     pub max_time_us: i64,
     /// The commit that added the file.
     pub generation: u64,
+    /// The file's membership summary, relative to the store ([`crate::summary`]); `None` for
+    /// files written before summaries and for data-audit log files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<SummaryRef>,
+}
+
+/// Where a file's summary is and its size.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SummaryRef {
+    /// Relative to the store root, `/`-separated.
+    pub path: String,
+    pub bytes: u64,
 }
 
 impl FileEntry {
@@ -525,6 +537,8 @@ pub struct StagedFile {
     pub staged: PathBuf,
     /// What the manifest will say about it (path = final relative path).
     pub entry: FileEntry,
+    /// Its summary in staging, moved to `entry.summary` by the commit.
+    pub summary: Option<PathBuf>,
 }
 
 /// The writer lock and the manifest it protects. Dropping it releases the lock.
@@ -706,6 +720,9 @@ impl WriteGuard {
             next.pending
                 .renames
                 .push((rel(&staged.staged), staged.entry.path.clone()));
+            if let (Some(from), Some(to)) = (&staged.summary, &staged.entry.summary) {
+                next.pending.renames.push((rel(from), to.path.clone()));
+            }
             let mut entry = staged.entry;
             entry.generation = next.generation;
             if audit_log {
@@ -718,6 +735,14 @@ impl WriteGuard {
             next.pending.renames.push((rel(&from), to));
         }
         next.pending.deletes = removed.to_vec();
+        // A removed file's summary goes with it.
+        next.pending.deletes.extend(
+            self.manifest
+                .files
+                .iter()
+                .filter(|f| removed.contains(&f.path))
+                .filter_map(|f| f.summary.as_ref().map(|s| s.path.clone())),
+        );
         next.files.sort_by(|a, b| a.path.cmp(&b.path));
         next.audit_logs.sort_by(|a, b| a.path.cmp(&b.path));
         next.format = if next.audit_logs.is_empty() {
@@ -788,9 +813,18 @@ mod tests {
             min_time_us: 0,
             max_time_us: 0,
             generation: 0,
+            summary: None,
         };
         let generation = g
-            .commit(vec![StagedFile { staged, entry }], &[], vec![])
+            .commit(
+                vec![StagedFile {
+                    staged,
+                    entry,
+                    summary: None,
+                }],
+                &[],
+                vec![],
+            )
             .unwrap();
         assert_eq!(generation, 1);
         assert!(dir.path().join(&rel).is_file());
@@ -847,9 +881,19 @@ mod tests {
             min_time_us: 0,
             max_time_us: 0,
             generation: 0,
+            summary: None,
         };
-        g.commit_all(vec![], vec![StagedFile { staged, entry }], &[], vec![])
-            .unwrap();
+        g.commit_all(
+            vec![],
+            vec![StagedFile {
+                staged,
+                entry,
+                summary: None,
+            }],
+            &[],
+            vec![],
+        )
+        .unwrap();
         assert!(dir.path().join(&rel).is_file());
         let m = store.manifest().unwrap();
         assert_eq!(m.format, FORMAT_AUDIT);
