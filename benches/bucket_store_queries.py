@@ -52,8 +52,7 @@ def main():
     trail = common.trail_binary()
     duck = common.duckdb_binary()
     store = qvd.ensure_store(args.events, args.work)
-    day, ip, eid, last = qvd.probe(duck, store, args.threads)
-    qs = qvd.queries(day, ip, eid, last)
+    qs = qvd.queries(*qvd.probe(duck, store, args.threads))
     root = os.path.join(args.work, "s3stores")
     name = f"trail-{args.events}"
     files = link_tree(store, os.path.join(root, "stores", name))

@@ -63,10 +63,12 @@ def probe(duck, store, threads):
              "GROUP BY 1 ORDER BY count(*), 1 LIMIT 1 OFFSET 10")
     eid = one(f"SELECT eventId FROM {src} ORDER BY eventId LIMIT 1 OFFSET 777")
     last = one(f"SELECT max(eventDate) FROM {src}")
-    return str(day)[:10], ip, eid, str(last)[:10]
+    user = one(f"SELECT userIdentity.userName FROM {src} WHERE eventDate = DATE '{str(day)[:10]}' "
+               "AND userIdentity.userName IS NOT NULL GROUP BY 1 ORDER BY count(*), 1 LIMIT 1 OFFSET 10")
+    return str(day)[:10], ip, eid, str(last)[:10], user
 
 
-def queries(day, ip, eid, last):
+def queries(day, ip, eid, last, user):
     """(name, trail SQL, DuckDB SQL as written, DuckDB SQL with eventDate filters or None).
     The SQL is the same text for both engines but for the JSON function's name."""
     q = [
@@ -80,6 +82,14 @@ def queries(day, ip, eid, last):
          "SELECT userIdentity.userName AS u, errorCode, count(*) AS n FROM events "
          f"WHERE eventDate = DATE '{day}' "
          "AND errorCode IS NOT NULL GROUP BY 1, 2 ORDER BY n DESC, u, errorCode LIMIT 20"),
+        ("one user's day",
+         "SELECT eventTime, eventName, sourceIpAddress FROM events "
+         f"WHERE userIdentity.userName = '{user}' AND eventTime >= TIMESTAMP '{day} 00:00:00' "
+         f"AND eventTime < TIMESTAMP '{day} 00:00:00' + INTERVAL '1 day' "
+         "ORDER BY eventTime, eventName, sourceIpAddress",
+         "SELECT eventTime, eventName, sourceIpAddress FROM events "
+         f"WHERE userIdentity.userName = '{user}' AND eventDate = DATE '{day}' "
+         "ORDER BY eventTime, eventName, sourceIpAddress"),
         ("events from one IP",
          "SELECT eventTime, eventName, userIdentity.userName AS u FROM events "
          f"WHERE sourceIpAddress = '{ip}' ORDER BY eventTime, eventName",
@@ -129,10 +139,11 @@ def duck_prelude(store, threads):
 
 def bench(events, work, runs, threads, duck):
     store = ensure_store(events, work)
-    day, ip, eid, last = probe(duck, store, threads)
+    day, ip, eid, last, user = probe(duck, store, threads)
     trail = common.trail_binary()
-    qs = queries(day, ip, eid, last)
-    print(f"\n== {events:,} events: {store} (day {day}, ip {ip}, eventId {eid}, last day {last}) ==")
+    qs = queries(day, ip, eid, last, user)
+    print(f"\n== {events:,} events: {store} (day {day}, ip {ip}, eventId {eid}, last day {last}, "
+          f"user {user}) ==")
     results = []
     # Cold: fresh processes, trail and DuckDB alternating.
     for name, tq, dq, dq_date in qs:
