@@ -36,6 +36,10 @@ use crate::source::{self, DiscoverOptions, Input, SkipReason, Skipped, SourceSta
 
 /// Files up to this size are read whole by a decoder thread; larger ones are streamed.
 const WHOLE_FILE_MAX: u64 = 8 << 20;
+/// Gzip files up to this size are read whole; larger ones (they inflate to 5-10 times as much)
+/// are streamed, so that one large array is split across decoders rather than held and
+/// decoded whole by one.
+const GZIP_WHOLE_MAX: u64 = 1 << 20;
 /// Size of the line chunks a streamed file is cut into.
 const CHUNK_BYTES: usize = 8 << 20;
 /// Bad records kept in the summary (all of them go to the quarantine file).
@@ -171,8 +175,15 @@ enum Job {
         bytes: Vec<u8>,
         first_line: u64,
     },
-    /// A whole streamed document, already decompressed.
-    Document { name: Arc<str>, bytes: Vec<u8> },
+    /// A streamed document, already decompressed: whole, or a run of an array's elements
+    /// wrapped in `[` `]` whose first element is record `first_index` of the file and starts on
+    /// line `first_line`.
+    Document {
+        name: Arc<str>,
+        bytes: Vec<u8>,
+        first_line: u64,
+        first_index: u64,
+    },
     /// A problem with the file itself (reported like a bad record).
     FileError { name: Arc<str>, error: String },
 }
@@ -354,8 +365,23 @@ fn decode(job: Job, opts: &IngestOptions, out: &mut Decoded) {
                 handle(&name, item, opts, out)
             });
         }
-        Job::Document { name, bytes } => {
-            records::split_file(&bytes, &mut |item| handle(&name, item, opts, out));
+        Job::Document {
+            name,
+            bytes,
+            first_line,
+            first_index,
+        } => {
+            let shift = |loc: &mut Location| {
+                loc.line += first_line - 1;
+                loc.index = loc.index.map(|i| i + first_index);
+            };
+            records::split_file(&bytes, &mut |mut item| {
+                match &mut item {
+                    records::Item::Record(_, loc) | records::Item::Bad { loc, .. } => shift(loc),
+                    records::Item::Digest => {}
+                }
+                handle(&name, item, opts, out)
+            });
         }
         Job::FileError { name, error } => {
             out.bad.push(bad(
@@ -417,21 +443,29 @@ fn read_inputs(
                 }
                 continue;
             }
-            Input::File { path, size } if *size <= WHOLE_FILE_MAX => match std::fs::read(path) {
-                Ok(bytes) => {
-                    progress
-                        .bytes_done
-                        .fetch_add(bytes.len() as u64, Ordering::Relaxed);
-                    jobs.send(Job::Whole { name, bytes })
+            Input::File { path, size }
+                if *size <= WHOLE_FILE_MAX
+                    && (*size <= GZIP_WHOLE_MAX
+                        || !path
+                            .extension()
+                            .is_some_and(|e| e.eq_ignore_ascii_case("gz"))) =>
+            {
+                match std::fs::read(path) {
+                    Ok(bytes) => {
+                        progress
+                            .bytes_done
+                            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                        jobs.send(Job::Whole { name, bytes })
+                    }
+                    Err(e) => {
+                        out.failed.insert(i);
+                        jobs.send(Job::FileError {
+                            name,
+                            error: format!("cannot read the file: {e}"),
+                        })
+                    }
                 }
-                Err(e) => {
-                    out.failed.insert(i);
-                    jobs.send(Job::FileError {
-                        name,
-                        error: format!("cannot read the file: {e}"),
-                    })
-                }
-            },
+            }
             _ => match source::open_stream(input) {
                 Ok(reader) => stream_input(reader, name, jobs, progress, opts).map(|ok| {
                     if !ok {
@@ -570,7 +604,98 @@ fn stream_input(
     if !fill(&mut buf, CHUNK_BYTES, &mut read_error) {
         eof = true;
     }
-    if !records::looks_like_lines(&buf) {
+    if !records::looks_like_lines(&buf)
+        && let Some(open) = records::array_start(&buf)
+    {
+        // An array of records (top-level, or `{"Records": [...]}`): cut between elements into
+        // chunks that decoders split side by side, so a large document is neither read whole
+        // nor decoded on one thread.
+        let mut scanner = records::ElementScanner::default();
+        let top_level = !buf[..open].contains(&b'{');
+        let mut line = 1 + buf[..open].iter().filter(|&&b| b == b'\n').count() as u64;
+        let mut index = 0u64;
+        // The current chunk's elements start at `start`; `scan` is how far the scanner got;
+        // `elements` counts the chunk's complete elements so far.
+        let (mut start, mut scan, mut elements) = (open + 1, open + 1, 0u64);
+        loop {
+            let found = scanner.next(&buf, scan);
+            let (cut, end) = match found {
+                Some(records::Boundary::Comma(i)) => {
+                    elements += 1;
+                    scan = i + 1;
+                    if i - start < CHUNK_BYTES {
+                        continue;
+                    }
+                    (i, false)
+                }
+                Some(records::Boundary::End(i)) => (i, true),
+                None if eof || read_error.is_some() => (buf.len(), true),
+                None => {
+                    scan = buf.len();
+                    // Keep the window small: drop what was sent.
+                    if start > 0 {
+                        buf.drain(..start);
+                        scan -= start;
+                        start = 0;
+                    }
+                    let want = buf.len() + CHUNK_BYTES;
+                    if !fill(&mut buf, want, &mut read_error) {
+                        eof = true;
+                    }
+                    continue;
+                }
+            };
+            let region = &buf[start..cut];
+            let blank = region.iter().all(u8::is_ascii_whitespace);
+            if blank && end && index == 0 && found.is_some() {
+                // An empty array.
+            } else if blank && found.is_some() {
+                jobs.send(Job::FileError {
+                    name: name.clone(),
+                    error: format!("record {index} (line {line}) is missing from the array"),
+                })?;
+            } else {
+                let mut bytes = Vec::with_capacity(region.len() + 2);
+                bytes.push(b'[');
+                bytes.extend_from_slice(region);
+                // A truncated array stays open, so that the split reports where it ends.
+                if found.is_some() {
+                    bytes.push(b']');
+                }
+                jobs.send(Job::Document {
+                    name: name.clone(),
+                    bytes,
+                    first_line: line,
+                    first_index: index,
+                })?;
+            }
+            line += region.iter().filter(|&&b| b == b'\n').count() as u64;
+            index += elements;
+            elements = 0;
+            start = cut + 1;
+            scan = start;
+            if end {
+                break;
+            }
+        }
+        // After a top-level array's `]` only whitespace may follow (a `Records` object's other
+        // keys are not events and are not read).
+        if top_level {
+            let mut rest = buf.get(start..).unwrap_or_default().to_vec();
+            while rest.iter().all(u8::is_ascii_whitespace) && !eof && read_error.is_none() {
+                rest.clear();
+                if !fill(&mut rest, CHUNK_BYTES, &mut read_error) {
+                    eof = true;
+                }
+            }
+            if !rest.iter().all(u8::is_ascii_whitespace) {
+                jobs.send(Job::FileError {
+                    name: name.clone(),
+                    error: format!("unexpected data after the array of events (line {line})"),
+                })?;
+            }
+        }
+    } else if !records::looks_like_lines(&buf) {
         // One document: it has to be read whole.
         while !eof && read_error.is_none() {
             let want = buf.len() * 2;
@@ -581,6 +706,8 @@ fn stream_input(
         jobs.send(Job::Document {
             name: name.clone(),
             bytes: buf,
+            first_line: 1,
+            first_index: 0,
         })?;
     } else {
         let mut line = 1u64;

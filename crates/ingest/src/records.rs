@@ -74,6 +74,90 @@ pub fn looks_like_lines(buf: &[u8]) -> bool {
     whole_shape && matches!(second.first(), Some(b'{' | b'[')) && complete(second)
 }
 
+/// Where the array of records opens in the start of a document, for the shapes that can be
+/// split as they stream in: a top-level array (`[`) or an object whose first key is `Records`
+/// (`{"Records": [`). `None` for anything else (read whole).
+pub fn array_start(buf: &[u8]) -> Option<usize> {
+    let base = if buf.starts_with(BOM) { BOM.len() } else { 0 };
+    let pos = skip_ws(buf, base);
+    match buf.get(pos)? {
+        b'[' => Some(pos),
+        b'{' => {
+            let pos = skip_ws(buf, pos + 1);
+            let key = b"\"Records\"";
+            if !buf.get(pos..)?.starts_with(key) {
+                return None;
+            }
+            let pos = skip_ws(buf, pos + key.len());
+            (buf.get(pos) == Some(&b':')).then_some(())?;
+            let pos = skip_ws(buf, pos + 1);
+            (buf.get(pos) == Some(&b'[')).then_some(pos)
+        }
+        _ => None,
+    }
+}
+
+/// A scanner of the top level of a JSON array's elements, fed the bytes after its `[` in
+/// pieces: it finds the commas between elements and the closing `]` without parsing the
+/// elements (strings and nesting are tracked, nothing else). Damage inside an element is left
+/// for [`split_document`] to find and report.
+#[derive(Debug, Default, Clone)]
+pub struct ElementScanner {
+    depth: u32,
+    in_string: bool,
+    escaped: bool,
+}
+
+/// What [`ElementScanner::next`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Boundary {
+    /// A comma between two elements, at this position.
+    Comma(usize),
+    /// The array's closing `]`, at this position.
+    End(usize),
+}
+
+impl ElementScanner {
+    /// The next boundary in `buf[from..]`, or `None` if `buf` ends first (scan again from
+    /// `buf.len()` once more bytes are appended; the state carries over).
+    pub fn next(&mut self, buf: &[u8], from: usize) -> Option<Boundary> {
+        let mut i = from;
+        while i < buf.len() {
+            let b = buf[i];
+            if self.in_string {
+                if self.escaped {
+                    self.escaped = false;
+                } else if b == b'\\' {
+                    self.escaped = true;
+                } else if b == b'"' {
+                    self.in_string = false;
+                } else if let Some(n) = memchr2(b'"', b'\\', &buf[i + 1..]) {
+                    // Skip the rest of the string's plain bytes at once.
+                    i += n;
+                } else {
+                    return None;
+                }
+            } else {
+                match b {
+                    b'"' => self.in_string = true,
+                    b'{' | b'[' => self.depth += 1,
+                    b'}' | b']' if self.depth > 0 => self.depth -= 1,
+                    b']' => return Some(Boundary::End(i)),
+                    b',' if self.depth == 0 => return Some(Boundary::Comma(i)),
+                    _ => {}
+                }
+            }
+            i += 1;
+        }
+        None
+    }
+}
+
+/// The position of the first `a` or `b` in `hay`.
+fn memchr2(a: u8, b: u8, hay: &[u8]) -> Option<usize> {
+    hay.iter().position(|&c| c == a || c == b)
+}
+
 /// Split a whole file (already decompressed). `emit` is called for every item in order.
 pub fn split_file<'a>(buf: &'a [u8], emit: &mut dyn FnMut(Item<'a>)) {
     let body = buf.strip_prefix(BOM).unwrap_or(buf);
@@ -417,6 +501,42 @@ mod tests {
         let (g, b, _) = run(b"{\"Records\":\"nope\"}");
         assert_eq!(g.len(), 0);
         assert!(b[0].1.contains("not an array"), "{}", b[0].1);
+    }
+
+    #[test]
+    fn element_boundaries_ignore_strings_and_nesting() {
+        let doc = br#"{"Records": [{"a":"x,]\"}"},{"b":[1,2,{"c":"]"}]} ,{"d":1}], "more": 1}"#;
+        let open = array_start(doc).unwrap();
+        assert_eq!(doc[open], b'[');
+        let mut sc = ElementScanner::default();
+        let mut found = vec![];
+        let mut pos = open + 1;
+        // Fed in two pieces, the second arriving mid-string.
+        let cut = 20;
+        while let Some(b) = sc.next(&doc[..cut], pos) {
+            pos = match b {
+                Boundary::Comma(i) | Boundary::End(i) => i + 1,
+            };
+            found.push(b);
+        }
+        pos = pos.max(cut);
+        while let Some(b) = sc.next(doc, pos) {
+            let end = matches!(b, Boundary::End(_));
+            pos = match b {
+                Boundary::Comma(i) | Boundary::End(i) => i + 1,
+            };
+            found.push(b);
+            if end {
+                break;
+            }
+        }
+        let text = |b: &Boundary| match b {
+            Boundary::Comma(i) | Boundary::End(i) => doc[*i] as char,
+        };
+        assert_eq!(found.iter().map(text).collect::<String>(), ",,]");
+        assert_eq!(array_start(b" \n[1]"), Some(2));
+        assert_eq!(array_start(b"{\"Items\": []}"), None);
+        assert_eq!(array_start(b"{\"eventId\": 1}"), None);
     }
 
     #[test]

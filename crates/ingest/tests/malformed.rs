@@ -665,3 +665,98 @@ fn export_time_forms_are_utc_and_raw_keeps_the_text() {
         assert!(lines.contains(&r.as_deref().unwrap()), "{r:?}");
     }
 }
+
+/// Large `{"Records": [...]}` and array documents (plain, and gzip above the size read whole)
+/// are cut between elements as they stream in and decoded side by side: every good record is
+/// kept, and a bad one is reported with its true line and index, wherever the cuts fall.
+#[test]
+fn large_arrays_are_split_as_they_stream_in() {
+    use std::io::Write;
+    const N: usize = 60_000;
+    const BAD: usize = 41_234;
+    let record = |i: usize| {
+        format!(
+            r#"{{"eventId":"e-{i:06}","eventTime":"2020-12-17T06:{:02}:{:02}Z","acsRegion":"cn-hangzhou","eventName":"Op{}","requestParameters":{{"note":"{:0>200}","q":"a,]}}[\"b"}}}}"#,
+            (i / 60) % 60,
+            i % 60,
+            i % 7,
+            i
+        )
+    };
+    // One element per line after the opening line: element i is on line i + 2.
+    let body = |bad_at: Option<usize>| -> String {
+        (0..N)
+            .map(|i| {
+                if Some(i) == bad_at {
+                    "42".to_owned()
+                } else {
+                    record(i)
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(",\n")
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let records = format!("{{\"Records\": [\n{}\n], \"Other\": 1}}\n", body(Some(BAD)));
+    assert!(
+        records.len() > 16 << 20,
+        "several chunks: {}",
+        records.len()
+    );
+    let array = format!("[\n{}\n]\n", body(None));
+    let gz = dir.path().join("array.json.gz");
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(array.as_bytes()).unwrap();
+    std::fs::write(&gz, enc.finish().unwrap()).unwrap();
+    assert!(std::fs::metadata(&gz).unwrap().len() > 1 << 20);
+    let plain = dir.path().join("records.json");
+    std::fs::write(&plain, &records).unwrap();
+
+    let s = ingest(
+        &dir.path().join("s1"),
+        std::slice::from_ref(&plain),
+        &opts(),
+    );
+    assert_eq!(
+        (s.ingested, s.quarantined),
+        (N as u64 - 1, 1),
+        "{:?}",
+        s.errors
+    );
+    let e = &s.errors[0];
+    assert_eq!((e.line, e.index), (BAD as u64 + 2, Some(BAD as u64)), "{e}");
+    assert!(e.error.contains("not an event object"), "{e}");
+    let ids = strings(&read_all(&dir.path().join("s1")), "eventId");
+    assert_eq!(ids.len(), N - 1);
+
+    let s = ingest(&dir.path().join("s2"), std::slice::from_ref(&gz), &opts());
+    assert_eq!((s.ingested, s.quarantined), (N as u64, 0), "{:?}", s.errors);
+
+    // Cut off inside an element: the records before it are kept, the damage is reported where
+    // it is. Data after a top-level array is reported too.
+    let cut = dir.path().join("cut.json");
+    let text = array.trim_end().trim_end_matches(']');
+    std::fs::write(&cut, &text[..text.len() - 30]).unwrap();
+    let s = ingest(&dir.path().join("s3"), std::slice::from_ref(&cut), &opts());
+    assert_eq!(
+        (s.ingested, s.quarantined),
+        (N as u64 - 1, 1),
+        "{:?}",
+        s.errors
+    );
+    assert_eq!(s.errors[0].index, Some(N as u64 - 1), "{}", s.errors[0]);
+    assert_eq!(s.errors[0].line, N as u64 + 1, "{}", s.errors[0]);
+    let trailing = dir.path().join("trailing.json");
+    std::fs::write(&trailing, format!("{array}garbage")).unwrap();
+    let s = ingest(
+        &dir.path().join("s4"),
+        std::slice::from_ref(&trailing),
+        &opts(),
+    );
+    assert_eq!(s.ingested, N as u64);
+    assert!(
+        s.errors.iter().any(|e| e.error.contains("after the array")),
+        "{:?}",
+        s.errors
+    );
+}
