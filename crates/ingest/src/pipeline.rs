@@ -41,7 +41,7 @@ const WHOLE_FILE_MAX: u64 = 8 << 20;
 /// decoded whole by one.
 const GZIP_WHOLE_MAX: u64 = 1 << 20;
 /// Size of the line chunks a streamed file is cut into.
-const CHUNK_BYTES: usize = 8 << 20;
+const CHUNK_BYTES: usize = 4 << 20;
 /// Bad records kept in the summary (all of them go to the quarantine file).
 const ERRORS_IN_SUMMARY: usize = 100;
 /// Dedup keys cached across flushes before the cache is dropped and reloaded on demand.
