@@ -950,7 +950,7 @@ fn files_holding(store: &Path, path: &str, value: &str) -> std::collections::BTr
             .with_projection(ProjectionMask::leaves(&descr, idx))
             .build()
             .unwrap();
-        let mut leaf_values = |a: &dyn Array| {
+        let leaf_values = |a: &dyn Array| {
             let s = a.as_string::<i32>();
             (0..s.len()).any(|i| s.is_valid(i) && s.value(i) == value)
         };
