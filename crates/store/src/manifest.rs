@@ -861,6 +861,52 @@ mod tests {
     }
 
     #[test]
+    fn summaries_move_in_with_their_files_and_go_with_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::create(dir.path()).unwrap();
+        let mut g = store.lock(false, |_| {}).unwrap();
+        let key = PartitionKey::new(Some("cn-hangzhou"), "2020-12-17".parse().unwrap());
+        let (staged, rel) = g.new_file(&key);
+        fs::write(&staged, b"x").unwrap();
+        let staged_summary = staged.with_extension("sum");
+        fs::write(&staged_summary, b"s").unwrap();
+        let summary = crate::summary::path_for(&rel);
+        let entry = FileEntry {
+            path: rel.clone(),
+            region: Some("cn-hangzhou".into()),
+            date: "2020-12-17".parse().unwrap(),
+            rows: 1,
+            bytes: 1,
+            min_time_us: 0,
+            max_time_us: 0,
+            generation: 0,
+            summary: Some(SummaryRef {
+                path: summary.clone(),
+                bytes: 1,
+            }),
+        };
+        let file = StagedFile {
+            staged,
+            entry,
+            summary: Some(staged_summary),
+        };
+        g.commit(vec![file], &[], vec![]).unwrap();
+        assert!(dir.path().join(&summary).is_file());
+        assert_eq!(
+            store.manifest().unwrap().files[0]
+                .summary
+                .as_ref()
+                .map(|s| &s.path),
+            Some(&summary)
+        );
+        // Removing the file removes its summary in the same commit.
+        g.commit(vec![], std::slice::from_ref(&rel), vec![])
+            .unwrap();
+        assert!(!dir.path().join(&rel).exists());
+        assert!(!dir.path().join(&summary).exists());
+    }
+
+    #[test]
     fn audit_logs_commit_beside_events_and_mark_the_format() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::create(dir.path()).unwrap();
