@@ -612,7 +612,7 @@ fn stream_input(
         // nor decoded on one thread.
         let mut scanner = records::ElementScanner::default();
         let top_level = !buf[..open].contains(&b'{');
-        let mut line = 1 + buf[..open].iter().filter(|&&b| b == b'\n').count() as u64;
+        let mut line = 1 + records::newlines(&buf[..open]);
         let mut index = 0u64;
         // The current chunk's elements start at `start`; `scan` is how far the scanner got;
         // `elements` counts the chunk's complete elements so far.
@@ -669,7 +669,7 @@ fn stream_input(
                     first_index: index,
                 })?;
             }
-            line += region.iter().filter(|&&b| b == b'\n').count() as u64;
+            line += records::newlines(region);
             index += elements;
             elements = 0;
             start = cut + 1;
@@ -725,7 +725,7 @@ fn stream_input(
             if cut > 0 {
                 let rest = buf.split_off(cut);
                 let chunk = std::mem::replace(&mut buf, rest);
-                let lines = chunk.iter().filter(|&&b| b == b'\n').count() as u64;
+                let lines = records::newlines(&chunk);
                 jobs.send(Job::Lines {
                     name: name.clone(),
                     bytes: chunk,

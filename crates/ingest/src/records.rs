@@ -45,12 +45,13 @@ fn skip_ws(buf: &[u8], mut pos: usize) -> usize {
     pos
 }
 
+/// The number of line breaks in `buf`.
+pub fn newlines(buf: &[u8]) -> u64 {
+    buf.iter().filter(|&&b| b == b'\n').count() as u64
+}
+
 fn line_at(buf: &[u8], offset: usize, first_line: u64) -> u64 {
-    first_line
-        + buf[..offset.min(buf.len())]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count() as u64
+    first_line + newlines(&buf[..offset.min(buf.len())])
 }
 
 /// Does `buf` hold one JSON value per line? True when its first non-blank line is a complete
@@ -322,7 +323,7 @@ fn split_array<'a>(
     let mut line_of = |to: usize| {
         let to = to.min(doc.len());
         if to > counted {
-            line += doc[counted..to].iter().filter(|&&b| b == b'\n').count() as u64;
+            line += newlines(&doc[counted..to]);
             counted = to;
         }
         line

@@ -789,6 +789,15 @@ impl WriteGuard {
 mod tests {
     use super::*;
 
+    /// A staged event file without a summary.
+    fn staged(staged: PathBuf, entry: FileEntry) -> Vec<StagedFile> {
+        vec![StagedFile {
+            staged,
+            entry,
+            summary: None,
+        }]
+    }
+
     #[test]
     fn open_says_how_to_create() {
         let dir = tempfile::tempdir().unwrap();
@@ -802,8 +811,8 @@ mod tests {
         let store = Store::create(dir.path()).unwrap();
         let mut g = store.lock(false, |_| {}).unwrap();
         let key = PartitionKey::new(Some("cn-hangzhou"), "2020-12-17".parse().unwrap());
-        let (staged, rel) = g.new_file(&key);
-        fs::write(&staged, b"x").unwrap();
+        let (staged_path, rel) = g.new_file(&key);
+        fs::write(&staged_path, b"x").unwrap();
         let entry = FileEntry {
             path: rel.clone(),
             region: key.region.clone(),
@@ -815,17 +824,7 @@ mod tests {
             generation: 0,
             summary: None,
         };
-        let generation = g
-            .commit(
-                vec![StagedFile {
-                    staged,
-                    entry,
-                    summary: None,
-                }],
-                &[],
-                vec![],
-            )
-            .unwrap();
+        let generation = g.commit(staged(staged_path, entry), &[], vec![]).unwrap();
         assert_eq!(generation, 1);
         assert!(dir.path().join(&rel).is_file());
         // A second writer must fail fast while the first holds the lock.
@@ -912,12 +911,12 @@ mod tests {
         let store = Store::create(dir.path()).unwrap();
         let mut g = store.lock(false, |_| {}).unwrap();
         let date: chrono::NaiveDate = "2025-07-07".parse().unwrap();
-        let (staged, rel) = g.new_audit_log_file(date);
+        let (staged_path, rel) = g.new_audit_log_file(date);
         assert_eq!(
             rel.rsplit_once('/').unwrap().0,
             "audit_logs/logDate=2025-07-07"
         );
-        fs::write(&staged, b"a").unwrap();
+        fs::write(&staged_path, b"a").unwrap();
         let entry = FileEntry {
             path: rel.clone(),
             region: None,
@@ -929,17 +928,8 @@ mod tests {
             generation: 0,
             summary: None,
         };
-        g.commit_all(
-            vec![],
-            vec![StagedFile {
-                staged,
-                entry,
-                summary: None,
-            }],
-            &[],
-            vec![],
-        )
-        .unwrap();
+        g.commit_all(vec![], staged(staged_path, entry), &[], vec![])
+            .unwrap();
         assert!(dir.path().join(&rel).is_file());
         let m = store.manifest().unwrap();
         assert_eq!(m.format, FORMAT_AUDIT);
