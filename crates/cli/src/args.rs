@@ -60,6 +60,11 @@ pub struct EngineArgs {
     /// An IP-to-country database (GeoLite2-City or -Country .mmdb). Enables ip_country().
     #[arg(long, env = "TRAIL_GEO_DB", value_name = "FILE")]
     pub geo_db: Option<PathBuf>,
+    /// Run queries on a cluster: the address of its scheduler (`df://HOST:PORT`; see `trail
+    /// cluster`). The store must be one every machine of the cluster reaches (a bucket, or a
+    /// shared path).
+    #[arg(long, env = "TRAIL_CLUSTER", value_name = "df://HOST:PORT")]
+    pub cluster: Option<String>,
 }
 
 /// Where saved queries come from.
@@ -100,6 +105,10 @@ pub struct QueryArgs {
     /// [default: $TRAIL_GEO_DB].
     #[arg(long, value_name = "FILE")]
     pub geo_db: Option<PathBuf>,
+    /// Run the queries on a cluster: its scheduler's address (`df://HOST:PORT`)
+    /// [default: $TRAIL_CLUSTER, else on this machine].
+    #[arg(long, value_name = "df://HOST:PORT")]
+    pub cluster: Option<String>,
 }
 
 /// Saved-query directory on a command.
@@ -152,6 +161,10 @@ pub enum Command {
     Detect(DetectArgs),
     /// Generate realistic ActionTrail events (a delivery tree) for tests and benchmarks.
     Gen(GenArgs),
+    /// Run a cluster's scheduler or an executor (Apache DataFusion Ballista), for queries
+    /// with `--cluster` over a store every machine reaches.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.
@@ -185,6 +198,7 @@ impl Command {
             Command::Detect(a) => Some(&a.query.store),
             Command::Queries(_)
             | Command::Gen(_)
+            | Command::Cluster(_)
             | Command::Sigma(SigmaCommand::Check(_))
             | Command::Completions { .. }
             | Command::Man { .. } => None,
@@ -240,6 +254,8 @@ impl Command {
             Command::Sigma(SigmaCommand::Run(_)) => "sigma run",
             Command::Detect(_) => "detect",
             Command::Gen(_) => "gen",
+            Command::Cluster(ClusterCommand::Scheduler(_)) => "cluster scheduler",
+            Command::Cluster(ClusterCommand::Executor(_)) => "cluster executor",
             Command::Completions { .. } => "completions",
             Command::Man { .. } => "man",
         }
@@ -1117,4 +1133,68 @@ mod tests {
     fn the_arguments_are_consistent() {
         Cli::command().debug_assert();
     }
+}
+
+/// `trail cluster ...`
+#[derive(Subcommand)]
+pub enum ClusterCommand {
+    /// Run the scheduler: it plans the queries of `trail ... --cluster df://HOST:PORT` and hands
+    /// their tasks to the executors.
+    Scheduler(SchedulerArgs),
+    /// Run an executor: it registers with the scheduler and runs the tasks it is given.
+    Executor(ExecutorArgs),
+}
+
+/// IP databases of a cluster node (the client's are not shipped to the cluster).
+#[derive(Args, Clone, Default)]
+pub struct NodeArgs {
+    /// An IP-to-ASN database for ip_asn() and ip_org(), repeatable [default: $TRAIL_ASN_DB].
+    #[arg(long, env = "TRAIL_ASN_DB", value_name = "FILE", value_delimiter = ':')]
+    pub asn_db: Vec<PathBuf>,
+    /// An IP-to-country database for ip_country() [default: $TRAIL_GEO_DB].
+    #[arg(long, env = "TRAIL_GEO_DB", value_name = "FILE")]
+    pub geo_db: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct SchedulerArgs {
+    /// The address to listen on.
+    #[arg(long, value_name = "HOST:PORT", default_value = "0.0.0.0:50050")]
+    pub bind: std::net::SocketAddr,
+    /// The host name executors and clients reach this machine by [default: the bind address].
+    #[arg(long, value_name = "HOST")]
+    pub external_host: Option<String>,
+    #[command(flatten)]
+    pub node: NodeArgs,
+}
+
+#[derive(Args)]
+pub struct ExecutorArgs {
+    /// The scheduler to serve.
+    #[arg(long, env = "TRAIL_CLUSTER", value_name = "HOST:PORT")]
+    pub scheduler: String,
+    /// Tasks run at once [default: one per core].
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub concurrent_tasks: usize,
+    /// The interface to listen on.
+    #[arg(long, value_name = "HOST", default_value = "0.0.0.0")]
+    pub bind_host: String,
+    /// The host name the scheduler and other executors reach this machine by [default: its
+    /// host name].
+    #[arg(long, value_name = "HOST")]
+    pub external_host: Option<String>,
+    /// The Arrow Flight port (results and shuffle data).
+    #[arg(long, value_name = "PORT", default_value_t = 50051)]
+    pub flight_port: u16,
+    /// The gRPC port.
+    #[arg(long, value_name = "PORT", default_value_t = 50052)]
+    pub grpc_port: u16,
+    /// Where shuffle files go [default: a temporary directory].
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+    /// Memory for query execution (e.g. 4G) [default: a share of the machine's memory].
+    #[arg(long, value_name = "SIZE", value_parser = memory_size)]
+    pub memory_limit: Option<usize>,
+    #[command(flatten)]
+    pub node: NodeArgs,
 }

@@ -112,6 +112,7 @@ fn check_leading_options(cli: &Cli, matches: &clap::ArgMatches) {
         ("query_threads", "threads", command.query_args().is_some()),
         ("asn_db", "asn-db", command.query_args().is_some()),
         ("geo_db", "geo-db", command.query_args().is_some()),
+        ("cluster", "cluster", command.query_args().is_some()),
         ("queries_dir", "queries", command.queries_arg().is_some()),
     ];
     let mut leaf = Cli::command();
@@ -142,6 +143,8 @@ struct Setup {
     store: PathBuf,
     engine: trail_query::EngineOptions,
     queries_dir: Option<PathBuf>,
+    /// The cluster that runs the queries (`None`: this process).
+    cluster: Option<String>,
 }
 
 impl Setup {
@@ -165,6 +168,9 @@ impl Setup {
         let geo_db = q
             .and_then(|q| q.geo_db.clone())
             .or_else(|| cli.engine.geo_db.clone());
+        let cluster = q
+            .and_then(|q| q.cluster.clone())
+            .or_else(|| cli.engine.cluster.clone());
         let queries_dir = cmd
             .and_then(|c| c.queries_arg())
             .and_then(|q| q.queries_dir.clone())
@@ -178,6 +184,7 @@ impl Setup {
                 geo_db,
             },
             queries_dir,
+            cluster,
         }
     }
 
@@ -191,7 +198,11 @@ impl Setup {
     }
 
     async fn engine(&self) -> Result<trail_query::Engine> {
-        Ok(trail_query::Engine::open(&self.store, self.engine.clone()).await?)
+        let engine = trail_query::Engine::open(&self.store, self.engine.clone()).await?;
+        match &self.cluster {
+            Some(address) => Ok(trail_cluster::connect(engine, address).await?),
+            None => Ok(engine),
+        }
     }
 
     fn library(&self) -> Result<trail_query::saved::Library> {
@@ -254,12 +265,63 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Sigma(SigmaCommand::Run(a)) => sigma_run(&setup, a),
         Command::Detect(a) => detect(&setup, a),
         Command::Gen(a) => gen_events(a),
+        Command::Cluster(c) => cluster(c),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "trail", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
         }
         Command::Man { out } => man(&out),
     }
+}
+
+/// Run a cluster node until it is stopped.
+fn cluster(c: args::ClusterCommand) -> Result<ExitCode> {
+    let node = |n: args::NodeArgs| trail_cluster::NodeOptions {
+        asn_db: n.asn_db,
+        geo_db: n.geo_db,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match c {
+        args::ClusterCommand::Scheduler(a) => {
+            eprintln!(
+                "trail {} cluster scheduler listening on {}",
+                trail_cluster::VERSION,
+                a.bind
+            );
+            runtime.block_on(trail_cluster::run_scheduler(
+                trail_cluster::SchedulerOptions {
+                    bind: a.bind,
+                    external_host: a.external_host,
+                    node: node(a.node),
+                },
+            ))?;
+        }
+        args::ClusterCommand::Executor(a) => {
+            eprintln!(
+                "trail {} cluster executor serving {} (flight port {}, grpc port {})",
+                trail_cluster::VERSION,
+                a.scheduler,
+                a.flight_port,
+                a.grpc_port
+            );
+            runtime.block_on(trail_cluster::run_executor(
+                trail_cluster::ExecutorOptions {
+                    scheduler: a.scheduler,
+                    bind_host: a.bind_host,
+                    external_host: a.external_host,
+                    flight_port: a.flight_port,
+                    grpc_port: a.grpc_port,
+                    concurrent_tasks: a.concurrent_tasks,
+                    work_dir: a.work_dir,
+                    memory_limit: a.memory_limit.map(|m| m as u64),
+                    node: node(a.node),
+                },
+            ))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Run SQL, printing results to stdout and a failed statement to stderr (exit 1).

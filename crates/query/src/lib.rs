@@ -275,22 +275,8 @@ impl Engine {
             .with_physical_optimizer_rule(Arc::new(viewcount::ViewCountRule))
             .build();
         let ctx = SessionContext::new_with_state(state);
-        let mut state_ctx = ctx.clone();
-        datafusion_functions_json::register_all(&mut state_ctx)?;
-        ip::register(&ctx);
-        ipintel::register(&ctx, &intel);
-
-        // A store in a bucket: its objects through the bucket's client, with the data folders
-        // listed from the manifest.
-        if let Some(b) = store.bucket() {
-            let url = b.url();
-            let base = ObjectStoreUrl::parse(format!("{}://{}", url.scheme.as_str(), url.bucket))?;
-            let inner: Arc<dyn object_store::ObjectStore> = b.bucket().store.clone();
-            ctx.runtime_env().register_object_store(
-                base.as_ref(),
-                Arc::new(bucketfs::ManifestListed::new(inner, store.clone())),
-            );
-        }
+        register_functions(&ctx, &intel)?;
+        register_object_stores(&store, ctx.runtime_env().as_ref())?;
         let parquet = parquet_options(&ctx);
         let events_url = store_dir_url(&store, layout::EVENTS_DIR)?;
         let object_store_url = events_url.object_store();
@@ -356,6 +342,43 @@ impl Engine {
             options,
             intel,
         })
+    }
+
+    /// Where the store is, as another process names it: the bucket URL of a store in a
+    /// bucket, else the store directory's absolute path.
+    pub fn location(&self) -> String {
+        match self.store.bucket() {
+            Some(b) => b.url().to_string(),
+            None => self
+                .store
+                .root()
+                .canonicalize()
+                .unwrap_or_else(|_| self.store.root().to_path_buf())
+                .display()
+                .to_string(),
+        }
+    }
+
+    /// This engine with its session state replaced by `f`'s (e.g. one that plans on a
+    /// cluster). The tables, functions and settings are those of the state `f` returns.
+    pub fn with_session(
+        mut self,
+        f: impl FnOnce(
+            datafusion::execution::SessionState,
+        ) -> Result<datafusion::execution::SessionState>,
+    ) -> Result<Engine> {
+        self.ctx = SessionContext::new_with_state(f(self.ctx.state())?);
+        Ok(self)
+    }
+
+    /// Make this store's objects readable through `runtime` (another session's), as they
+    /// are through this engine's: a store in a bucket through its client, with the data
+    /// folders listed from the manifest.
+    pub fn register_object_stores(
+        &self,
+        runtime: &datafusion::execution::runtime_env::RuntimeEnv,
+    ) -> Result<()> {
+        register_object_stores(&self.store, runtime)
     }
 
     /// The DataFusion session (for callers that build plans themselves).
@@ -446,6 +469,34 @@ impl Engine {
         }
         QueryError::DataFusion(e)
     }
+}
+
+/// Register trail's functions beyond DataFusion's in `ctx`: the JSON functions, the IP
+/// functions and the IP-intelligence functions over `intel`'s databases.
+pub fn register_functions(ctx: &SessionContext, intel: &Arc<ipintel::IpIntel>) -> Result<()> {
+    let mut state_ctx = ctx.clone();
+    datafusion_functions_json::register_all(&mut state_ctx)?;
+    ip::register(ctx);
+    ipintel::register(ctx, intel);
+    Ok(())
+}
+
+/// A store in a bucket: its objects through the bucket's client, with the data folders
+/// listed from the manifest. A local store needs nothing beyond the local file system.
+fn register_object_stores(
+    store: &Store,
+    runtime: &datafusion::execution::runtime_env::RuntimeEnv,
+) -> Result<()> {
+    if let Some(b) = store.bucket() {
+        let url = b.url();
+        let base = ObjectStoreUrl::parse(format!("{}://{}", url.scheme.as_str(), url.bucket))?;
+        let inner: Arc<dyn object_store::ObjectStore> = b.bucket().store.clone();
+        runtime.register_object_store(
+            base.as_ref(),
+            Arc::new(bucketfs::ManifestListed::new(inner, store.clone())),
+        );
+    }
+    Ok(())
 }
 
 /// The store's tables change only through trail's own commands: an INSERT, UPDATE, DELETE or

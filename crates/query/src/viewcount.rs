@@ -29,11 +29,15 @@ use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_expr::EquivalenceProperties;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::{Column, Literal};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_plan::ExecutionPlanProperties;
 use datafusion::physical_plan::InputOrderMode;
+use datafusion::physical_plan::Partitioning;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::metrics::{BaselineMetrics, ExecutionPlanMetricsSet, MetricsSet};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
@@ -87,6 +91,56 @@ fn is_non_null_literal(e: &Arc<dyn PhysicalExpr>) -> bool {
 }
 
 impl ViewCountExec {
+    /// The operator rebuilt from its parts: the input, the grouped column's index in it and
+    /// the partial rows' schema (a plan decoded on a cluster's executor). Refused unless the
+    /// parts are what [`ViewCountRule`] would have produced.
+    pub fn from_parts(
+        input: Arc<dyn ExecutionPlan>,
+        column: usize,
+        schema: SchemaRef,
+    ) -> Result<Self> {
+        let grouped = input.schema();
+        let fits = grouped
+            .fields()
+            .get(column)
+            .is_some_and(|f| f.data_type() == &DataType::Utf8View)
+            && schema.fields().len() >= 2
+            && schema.field(0).data_type() == &DataType::Utf8View
+            && schema
+                .fields()
+                .iter()
+                .skip(1)
+                .all(|f| f.data_type() == &DataType::Int64);
+        if !fits {
+            return Err(DataFusionError::Internal(format!(
+                "view count over column {column} of {grouped:?} into {schema:?}"
+            )));
+        }
+        let properties = PlanProperties::new(
+            EquivalenceProperties::new(Arc::clone(&schema)),
+            Partitioning::UnknownPartitioning(input.output_partitioning().partition_count()),
+            EmissionType::Final,
+            Boundedness::Bounded,
+        );
+        Ok(ViewCountExec {
+            input,
+            column,
+            schema,
+            properties: Arc::new(properties),
+            metrics: ExecutionPlanMetricsSet::new(),
+        })
+    }
+
+    /// The operator's input.
+    pub fn input(&self) -> &Arc<dyn ExecutionPlan> {
+        &self.input
+    }
+
+    /// The grouped column's index in the input.
+    pub fn column(&self) -> usize {
+        self.column
+    }
+
     /// This operator in place of `node`, when `node` is a partial aggregation it computes.
     fn try_replace(node: &Arc<dyn ExecutionPlan>) -> Option<Arc<dyn ExecutionPlan>> {
         let agg = node.downcast_ref::<AggregateExec>()?;

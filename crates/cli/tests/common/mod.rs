@@ -6,6 +6,8 @@
 //! fails the test; elsewhere it prints a visible notice and the test returns early.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod servers;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;

@@ -1,0 +1,335 @@
+#![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
+//! Queries on a Ballista cluster: a real scheduler and two executors, each a `trail cluster`
+//! process on a localhost port, over a store in a bucket of a real S3-compatible server
+//! (moto's). Every saved analysis and the benchmark's canonical queries answer the same, row
+//! for row, as on this machine; the errors a user meets name what to check.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::servers::*;
+use common::*;
+
+/// A store in a bucket, and the environment every process needs to reach it.
+struct Bucketed {
+    endpoint: String,
+    url: String,
+    home: std::path::PathBuf,
+}
+
+impl Bucketed {
+    fn command(&self) -> Command {
+        let mut c = trail_s3(&self.home);
+        c.env("TRAIL_ENDPOINT", &self.endpoint);
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command()
+            .args(["--store", &self.url])
+            .args(args)
+            .output()
+            .expect("trail runs")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "trail {args:?} failed ({:?}):\n{}\n{}",
+            o.status.code(),
+            stdout(&o),
+            stderr(&o)
+        );
+        stdout(&o)
+    }
+}
+
+/// A scheduler and its executors, stopped when dropped.
+struct Cluster {
+    port: u16,
+    _scheduler: Proc,
+    executors: Vec<Proc>,
+}
+
+impl Cluster {
+    fn address(&self) -> String {
+        format!("df://127.0.0.1:{}", self.port)
+    }
+}
+
+fn start_cluster(store: &Bucketed, executors: usize) -> Cluster {
+    let port = free_port();
+    let scheduler = Proc(
+        store
+            .command()
+            .args(["cluster", "scheduler", "--bind"])
+            .arg(format!("127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the scheduler starts"),
+    );
+    wait_for_port(port);
+    let mut procs = Vec::new();
+    for _ in 0..executors {
+        let (flight, grpc) = (free_port(), free_port());
+        procs.push(Proc(
+            store
+                .command()
+                .args(["cluster", "executor", "--scheduler"])
+                .arg(format!("127.0.0.1:{port}"))
+                .args(["--bind-host", "127.0.0.1", "--external-host", "127.0.0.1"])
+                .args(["--flight-port", &flight.to_string()])
+                .args(["--grpc-port", &grpc.to_string()])
+                .args(["--concurrent-tasks", "2"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("an executor starts"),
+        ));
+        wait_for_port(flight);
+    }
+    Cluster {
+        port,
+        _scheduler: scheduler,
+        executors: procs,
+    }
+}
+
+/// `trail run`/`trail sql` arguments on the cluster: the first query may find no executor
+/// registered yet, so it is tried again for a while.
+fn on_cluster(store: &Bucketed, cluster: &Cluster, args: &[&str]) -> String {
+    let start = Instant::now();
+    loop {
+        let o = store
+            .command()
+            .args(["--store", &store.url, "--cluster", &cluster.address()])
+            .args(args)
+            .output()
+            .expect("trail runs");
+        if o.status.success() {
+            return stdout(&o);
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "trail {args:?} on the cluster failed ({:?}):\n{}\n{}",
+            o.status.code(),
+            stdout(&o),
+            stderr(&o)
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn bucket_store(s3: &S3, home: &Path) -> Bucketed {
+    put_bytes(s3, "audit", "README", b"audit history");
+    let store = Bucketed {
+        endpoint: s3.endpoint(),
+        url: "s3://audit/trail".into(),
+        home: home.to_path_buf(),
+    };
+    let generated = home.join("generated");
+    let o = trail()
+        .args(["gen", "--events", "20000", "--days", "4", "--seed", "7"])
+        .arg("--out")
+        .arg(&generated)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let security = repo().join("testdata/security");
+    store.ok(&[
+        "ingest",
+        "-q",
+        generated.to_str().unwrap(),
+        security.join("actiontrail.ndjson").to_str().unwrap(),
+        security.join("audit_logs.ndjson").to_str().unwrap(),
+    ]);
+    store.ok(&["insight", "ip"]);
+    store
+}
+
+/// One value a saved analysis's required parameter takes in the store.
+fn param_value(name: &str) -> &'static str {
+    match name {
+        "ip" => "203.0.113.66",
+        "user" => "eve",
+        "day" => "2024-05-01",
+        other => panic!("give the test a value for the parameter {other}"),
+    }
+}
+
+/// The same rows, and in the same order as far as the order is decided: a saved analysis may
+/// order by its first column alone, so rows that tie on it may come in either order.
+fn same_answer(what: &str, local: &str, remote: &str) {
+    if local == remote {
+        return;
+    }
+    fn sorted(s: &str) -> Vec<&str> {
+        let mut v: Vec<&str> = s.lines().collect();
+        v.sort_unstable();
+        v
+    }
+    let (l, r) = (sorted(local), sorted(remote));
+    let only_local: Vec<&&str> = l.iter().filter(|x| !r.contains(x)).take(5).collect();
+    let only_remote: Vec<&&str> = r.iter().filter(|x| !l.contains(x)).take(5).collect();
+    assert!(
+        l == r,
+        "{what}: the cluster answers differently ({} rows here, {} there); only here: \
+         {only_local:?}; only there: {only_remote:?}",
+        l.len(),
+        r.len()
+    );
+    let first = |s: &str| -> Vec<String> {
+        s.lines()
+            .map(|line| line.split(',').next().unwrap_or_default().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        first(local),
+        first(remote),
+        "{what}: the same rows, ordered differently"
+    );
+}
+
+#[test]
+fn saved_analyses_and_canonical_queries_answer_the_same_on_a_cluster() {
+    let Some(s3) = s3_server(false) else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let store = bucket_store(&s3, tmp.path());
+    let cluster = start_cluster(&store, 2);
+
+    // Every saved analysis, as `trail run` prints it.
+    let list: serde_json::Value =
+        serde_json::from_str(&stdout(&run(&["queries", "--json"]))).unwrap();
+    let mut compared = 0;
+    for q in list.as_array().unwrap() {
+        let name = q["name"].as_str().unwrap();
+        let mut args = vec![
+            "run".to_owned(),
+            name.to_owned(),
+            "--format".into(),
+            "csv".into(),
+        ];
+        for p in q["params"].as_array().unwrap() {
+            if p["default"].is_null() {
+                let pname = p["name"].as_str().unwrap();
+                args.push("-p".into());
+                args.push(format!("{pname}={}", param_value(pname)));
+            }
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let local = store.ok(&args);
+        let remote = on_cluster(&store, &cluster, &args);
+        same_answer(name, &local, &remote);
+        compared += 1;
+    }
+    assert!(compared > 30, "{compared} saved analyses");
+
+    // The benchmark's canonical queries, with values the store holds.
+    let pick = |sql: &str| -> String {
+        store
+            .ok(&["sql", "--format", "csv", "-c", sql])
+            .lines()
+            .nth(1)
+            .unwrap()
+            .to_owned()
+    };
+    let day = pick(
+        "SELECT CAST(eventDate AS VARCHAR) FROM events GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1",
+    );
+    let last = pick("SELECT CAST(max(eventDate) AS VARCHAR) FROM events");
+    let ip = pick(
+        "SELECT sourceIpAddress FROM events GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1 OFFSET 3",
+    );
+    let eid = pick("SELECT eventId FROM events ORDER BY eventId LIMIT 1 OFFSET 777");
+    let user = pick(
+        "SELECT userIdentity.userName FROM events WHERE userIdentity.userName IS NOT NULL GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1",
+    );
+    let canonical = [
+        "SELECT eventName, count(*) AS n FROM events GROUP BY eventName ORDER BY n DESC, eventName LIMIT 10".to_owned(),
+        format!("SELECT userIdentity.userName AS u, errorCode, count(*) AS n FROM events WHERE eventTime >= TIMESTAMP '{day} 00:00:00' AND eventTime < TIMESTAMP '{day} 00:00:00' + INTERVAL '1 day' AND errorCode IS NOT NULL GROUP BY 1, 2 ORDER BY n DESC, u, errorCode LIMIT 20"),
+        format!("SELECT eventTime, eventName, sourceIpAddress FROM events WHERE userIdentity.userName = '{user}' AND eventTime >= TIMESTAMP '{day} 00:00:00' AND eventTime < TIMESTAMP '{day} 00:00:00' + INTERVAL '1 day' ORDER BY eventTime, eventName, sourceIpAddress"),
+        format!("SELECT eventTime, eventName, userIdentity.userName AS u FROM events WHERE sourceIpAddress = '{ip}' ORDER BY eventTime, eventName"),
+        "SELECT eventTime, userIdentity.userName AS u, sourceIpAddress FROM events WHERE eventName = 'ConsoleSignin' AND errorCode IS NULL AND json_get_str(additionalEventData, 'MFAUsed') = 'false' ORDER BY eventTime, u".to_owned(),
+        "SELECT userIdentity.userName AS u, count(DISTINCT sourceIpAddress) AS ips FROM events GROUP BY 1 ORDER BY ips DESC, u LIMIT 20".to_owned(),
+        format!("WITH base AS (SELECT DISTINCT userIdentity.userName AS u, sourceIpAddress AS ip FROM events WHERE eventTime < TIMESTAMP '{last} 00:00:00'), recent AS (SELECT userIdentity.userName AS u, sourceIpAddress AS ip FROM events WHERE eventTime >= TIMESTAMP '{last} 00:00:00') SELECT r.u, r.ip, count(*) AS n FROM recent r WHERE NOT EXISTS (SELECT 1 FROM base b WHERE b.u = r.u AND b.ip = r.ip) GROUP BY 1, 2 ORDER BY n DESC, r.u, r.ip LIMIT 50"),
+        format!("SELECT eventTime, eventName, sourceIpAddress FROM events WHERE eventId = '{eid}'"),
+        // The system tables, the IP functions and the insights table.
+        "SELECT region, sum(rows) AS n FROM system.partitions GROUP BY region ORDER BY region".to_owned(),
+        "SELECT ip_in_cidr(sourceIpAddress, '10.0.0.0/8') AS internal, count(*) AS n FROM events GROUP BY 1 ORDER BY 1".to_owned(),
+        "SELECT count(*) AS n FROM insights".to_owned(),
+    ];
+    for sql in &canonical {
+        let args = ["sql", "--format", "csv", "-c", sql.as_str()];
+        let local = store.ok(&args);
+        assert!(local.lines().count() > 1, "{sql}: no rows to compare");
+        same_answer(sql, &local, &on_cluster(&store, &cluster, &args));
+    }
+
+    // A table made in the session lives in the client: refused, not answered wrongly.
+    let o = store
+        .command()
+        .args(["--store", &store.url, "--cluster", &cluster.address()])
+        .args([
+            "sql",
+            "-c",
+            "CREATE TABLE mine AS SELECT 1 AS x; SELECT x FROM mine",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("cannot be read on the cluster"),
+        "{}",
+        stderr(&o)
+    );
+
+    // An executor lost: the other one runs what is asked next.
+    let mut cluster = cluster;
+    let mut lost = cluster.executors.remove(0);
+    lost.0.kill().unwrap();
+    lost.0.wait().unwrap();
+    let sql = &canonical[0];
+    let args = ["sql", "--format", "csv", "-c", sql.as_str()];
+    assert_eq!(on_cluster(&store, &cluster, &args), store.ok(&args));
+}
+
+#[test]
+fn a_cluster_that_is_not_there_is_named_with_what_to_check() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    ok_on(&store, &["ingest", "-q", testdata().to_str().unwrap()]);
+    let port = free_port();
+    let o = run_on(
+        &store,
+        &[
+            "sql",
+            "--cluster",
+            &format!("df://127.0.0.1:{port}"),
+            "-c",
+            "SELECT count(*) FROM events",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!(
+            "cannot reach the cluster's scheduler at 127.0.0.1:{port}"
+        )) && err.contains("trail cluster scheduler"),
+        "{err}"
+    );
+    let o = run_on(
+        &store,
+        &["sql", "--cluster", "http://x:1", "-c", "SELECT 1"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("is not a cluster address"),
+        "{}",
+        stderr(&o)
+    );
+}
