@@ -75,39 +75,7 @@ fn ingest_bucket(store: &Path, args: &[&str], envs: &[(&str, &str)]) -> Output {
         .expect("trail runs")
 }
 
-/// A store in a bucket of the server at `endpoint`.
-struct BucketStore {
-    endpoint: String,
-    url: String,
-    home: PathBuf,
-}
-
 impl BucketStore {
-    fn command(&self, args: &[&str]) -> Command {
-        let mut c = trail_s3(&self.home);
-        c.env("TRAIL_ENDPOINT", &self.endpoint)
-            .args(["--store", &self.url])
-            .args(args);
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().expect("trail runs")
-    }
-
-    fn ok(&self, args: &[&str]) -> Output {
-        let o = self.run(args);
-        assert!(
-            o.status.success(),
-            "trail {args:?} on {} failed ({:?}):\n{}\n{}",
-            self.url,
-            o.status.code(),
-            stdout(&o),
-            stderr(&o)
-        );
-        o
-    }
-
     fn rows(&self) -> String {
         stdout(&self.ok(&["sql", "--format", "csv", "-c", ROWS]))
     }

@@ -13,41 +13,6 @@ use std::time::{Duration, Instant};
 use common::servers::*;
 use common::*;
 
-/// A store in a bucket, and the environment every process needs to reach it.
-struct Bucketed {
-    endpoint: String,
-    url: String,
-    home: std::path::PathBuf,
-}
-
-impl Bucketed {
-    fn command(&self) -> Command {
-        let mut c = trail_s3(&self.home);
-        c.env("TRAIL_ENDPOINT", &self.endpoint);
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.command()
-            .args(["--store", &self.url])
-            .args(args)
-            .output()
-            .expect("trail runs")
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.run(args);
-        assert!(
-            o.status.success(),
-            "trail {args:?} failed ({:?}):\n{}\n{}",
-            o.status.code(),
-            stdout(&o),
-            stderr(&o)
-        );
-        stdout(&o)
-    }
-}
-
 /// A scheduler and its executors, stopped when dropped.
 struct Cluster {
     port: u16,
@@ -61,12 +26,11 @@ impl Cluster {
     }
 }
 
-fn start_cluster(store: &Bucketed, executors: usize) -> Cluster {
+fn start_cluster(store: &BucketStore, executors: usize) -> Cluster {
     let port = free_port();
     let scheduler = Proc(
         store
-            .command()
-            .args(["cluster", "scheduler", "--bind"])
+            .command(&["cluster", "scheduler", "--bind"])
             .arg(format!("127.0.0.1:{port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -79,8 +43,7 @@ fn start_cluster(store: &Bucketed, executors: usize) -> Cluster {
         let (flight, grpc) = (free_port(), free_port());
         procs.push(Proc(
             store
-                .command()
-                .args(["cluster", "executor", "--scheduler"])
+                .command(&["cluster", "executor", "--scheduler"])
                 .arg(format!("127.0.0.1:{port}"))
                 .args(["--bind-host", "127.0.0.1", "--external-host", "127.0.0.1"])
                 .args(["--flight-port", &flight.to_string()])
@@ -102,12 +65,11 @@ fn start_cluster(store: &Bucketed, executors: usize) -> Cluster {
 
 /// `trail run`/`trail sql` arguments on the cluster: the first query may find no executor
 /// registered yet, so it is tried again for a while.
-fn on_cluster(store: &Bucketed, cluster: &Cluster, args: &[&str]) -> String {
+fn on_cluster(store: &BucketStore, cluster: &Cluster, args: &[&str]) -> String {
     let start = Instant::now();
     loop {
         let o = store
-            .command()
-            .args(["--store", &store.url, "--cluster", &cluster.address()])
+            .command(&["--cluster", &cluster.address()])
             .args(args)
             .output()
             .expect("trail runs");
@@ -125,9 +87,9 @@ fn on_cluster(store: &Bucketed, cluster: &Cluster, args: &[&str]) -> String {
     }
 }
 
-fn bucket_store(s3: &S3, home: &Path) -> Bucketed {
+fn bucket_store(s3: &S3, home: &Path) -> BucketStore {
     put_bytes(s3, "audit", "README", b"audit history");
-    let store = Bucketed {
+    let store = BucketStore {
         endpoint: s3.endpoint(),
         url: "s3://audit/trail".into(),
         home: home.to_path_buf(),
@@ -222,7 +184,7 @@ fn saved_analyses_and_canonical_queries_answer_the_same_on_a_cluster() {
             }
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let local = store.ok(&args);
+        let local = stdout(&store.ok(&args));
         let remote = on_cluster(&store, &cluster, &args);
         same_answer(name, &local, &remote);
         compared += 1;
@@ -231,8 +193,7 @@ fn saved_analyses_and_canonical_queries_answer_the_same_on_a_cluster() {
 
     // The benchmark's canonical queries, with values the store holds.
     let pick = |sql: &str| -> String {
-        store
-            .ok(&["sql", "--format", "csv", "-c", sql])
+        stdout(&store.ok(&["sql", "--format", "csv", "-c", sql]))
             .lines()
             .nth(1)
             .unwrap()
@@ -265,10 +226,21 @@ fn saved_analyses_and_canonical_queries_answer_the_same_on_a_cluster() {
     ];
     for sql in &canonical {
         let args = ["sql", "--format", "csv", "-c", sql.as_str()];
-        let local = store.ok(&args);
+        let local = stdout(&store.ok(&args));
         assert!(local.lines().count() > 1, "{sql}: no rows to compare");
         same_answer(sql, &local, &on_cluster(&store, &cluster, &args));
     }
+
+    // The insight job's queries: the same insights judged from the same history.
+    let job = ["insight", "ip", "--dry-run", "--backtest", "--json"];
+    let judged = |out: &str| {
+        let mut v: serde_json::Value = serde_json::from_str(out).unwrap();
+        v.as_object_mut().unwrap().remove("seconds");
+        v
+    };
+    let local = judged(&stdout(&store.ok(&job)));
+    assert!(local["insights"].as_u64().unwrap() > 0, "{local}");
+    assert_eq!(judged(&on_cluster(&store, &cluster, &job)), local);
 
     // A table made in the session lives in the client: refused, not answered wrongly.
     let o = store
@@ -295,7 +267,10 @@ fn saved_analyses_and_canonical_queries_answer_the_same_on_a_cluster() {
     lost.0.wait().unwrap();
     let sql = &canonical[0];
     let args = ["sql", "--format", "csv", "-c", sql.as_str()];
-    assert_eq!(on_cluster(&store, &cluster, &args), store.ok(&args));
+    assert_eq!(
+        on_cluster(&store, &cluster, &args),
+        stdout(&store.ok(&args))
+    );
 }
 
 #[test]

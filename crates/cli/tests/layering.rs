@@ -37,11 +37,13 @@ fn dependencies_point_one_way() {
         ("query", &["trail-store"][..]),
         ("insight", &["trail-query", "trail-store", "trail-gen"][..]),
         ("detect", &["trail-query", "trail-store"][..]),
+        ("cluster", &["trail-query", "trail-store"][..]),
         (
             "cli",
             &[
                 "trail-insight",
                 "trail-detect",
+                "trail-cluster",
                 "trail-query",
                 "trail-store",
                 "trail-ingest",

@@ -4,7 +4,7 @@
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use super::*;
@@ -127,4 +127,38 @@ pub fn trail_s3(home: &Path) -> Command {
         .env_remove("HTTP_PROXY")
         .env_remove("http_proxy");
     c
+}
+
+/// A store in a bucket of the server at `endpoint`.
+pub struct BucketStore {
+    pub endpoint: String,
+    pub url: String,
+    pub home: PathBuf,
+}
+
+impl BucketStore {
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = trail_s3(&self.home);
+        c.env("TRAIL_ENDPOINT", &self.endpoint)
+            .args(["--store", &self.url])
+            .args(args);
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("trail runs")
+    }
+
+    pub fn ok(&self, args: &[&str]) -> Output {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "trail {args:?} on {} failed ({:?}):\n{}\n{}",
+            self.url,
+            o.status.code(),
+            stdout(&o),
+            stderr(&o)
+        );
+        o
+    }
 }
