@@ -7,7 +7,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::servers::*;
@@ -243,16 +243,13 @@ fn saved_analyses_and_canonical_queries_answer_the_same_on_a_cluster() {
     assert_eq!(judged(&on_cluster(&store, &cluster, &job)), local);
 
     // A table made in the session lives in the client: refused, not answered wrongly.
-    let o = store
-        .command()
-        .args(["--store", &store.url, "--cluster", &cluster.address()])
-        .args([
-            "sql",
-            "-c",
-            "CREATE TABLE mine AS SELECT 1 AS x; SELECT x FROM mine",
-        ])
-        .output()
-        .unwrap();
+    let o = store.run(&[
+        "--cluster",
+        &cluster.address(),
+        "sql",
+        "-c",
+        "CREATE TABLE mine AS SELECT 1 AS x; SELECT x FROM mine",
+    ]);
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
     assert!(
         stderr(&o).contains("cannot be read on the cluster"),
@@ -260,11 +257,55 @@ fn saved_analyses_and_canonical_queries_answer_the_same_on_a_cluster() {
         stderr(&o)
     );
 
-    // An executor lost: the other one runs what is asked next.
+    // An executor lost in the middle of a long query (a self-join with millions of pairs):
+    // its tasks run again on the other executor and the answer is right, or the query fails
+    // with Ballista's error, never with a wrong answer.
+    let long = "SELECT a.eventName, count(*) AS n FROM events a JOIN events b \
+                ON a.userIdentity.userName = b.userIdentity.userName AND a.eventName = b.eventName \
+                GROUP BY 1 ORDER BY n DESC, 1 LIMIT 5";
+    let args = ["sql", "--format", "csv", "-c", long];
+    let expected = stdout(&store.ok(&args));
+    let started = Instant::now();
+    let query = store
+        .command(&["--cluster", &cluster.address()])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    let mut query = query;
+    assert!(
+        query.try_wait().unwrap().is_none(),
+        "the long query ended before an executor was lost: make it longer"
+    );
     let mut cluster = cluster;
     let mut lost = cluster.executors.remove(0);
     lost.0.kill().unwrap();
     lost.0.wait().unwrap();
+    let o = query.wait_with_output().unwrap();
+    let err = stderr(&o);
+    assert!(!err.contains("panicked"), "{err}");
+    if o.status.success() {
+        assert_eq!(
+            stdout(&o),
+            expected,
+            "the answer after an executor was lost"
+        );
+    } else {
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(err.starts_with("error: "), "{err}");
+    }
+    eprintln!(
+        "executor lost mid-query: {} after {:.1} s",
+        if o.status.success() {
+            "answered right"
+        } else {
+            "failed with an error"
+        },
+        started.elapsed().as_secs_f64()
+    );
+    // The executor left runs what is asked next.
     let sql = &canonical[0];
     let args = ["sql", "--format", "csv", "-c", sql.as_str()];
     assert_eq!(

@@ -98,19 +98,22 @@ fn wait<F: std::future::Future>(fut: F) -> Result<F::Output> {
     Ok(tokio::task::block_in_place(|| handle.block_on(fut)))
 }
 
+/// The store's tables of a session, by the name queries use (`events`, `system.files`).
+pub type StoreTables = Vec<(String, Arc<dyn TableProvider>)>;
+
 /// The logical codec of trail's clients and schedulers.
 #[derive(Debug)]
 pub struct TrailLogicalCodec {
     inner: BallistaLogicalExtensionCodec,
     /// On a client: where its store is, and the tables registered for it.
-    client: Option<(String, Vec<(String, Arc<dyn TableProvider>)>)>,
+    client: Option<(String, StoreTables)>,
     /// On a scheduler: how to open the stores that plans name.
     server: EngineOptions,
 }
 
 impl TrailLogicalCodec {
     /// A client's codec: `tables` are the store's tables of the client's session, by name.
-    pub fn client(location: String, tables: Vec<(String, Arc<dyn TableProvider>)>) -> Self {
+    pub fn client(location: String, tables: StoreTables) -> Self {
         TrailLogicalCodec {
             inner: BallistaLogicalExtensionCodec::default(),
             client: Some((location, tables)),

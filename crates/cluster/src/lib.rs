@@ -22,7 +22,6 @@ use ballista_scheduler::cluster::BallistaCluster;
 use ballista_scheduler::config::SchedulerConfig;
 use ballista_scheduler::scheduler_process::start_server;
 use ballista_scheduler::scheduler_server::SessionBuilder;
-use datafusion::catalog::TableProvider;
 use datafusion::error::DataFusionError;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::object_store::{DefaultObjectStoreRegistry, ObjectStoreRegistry};
@@ -146,7 +145,7 @@ pub async fn connect(engine: Engine, address: &str) -> Result<Engine> {
 }
 
 /// Every table of the session by the name queries use (`events`, `system.files`).
-async fn store_tables(ctx: &SessionContext) -> Result<Vec<(String, Arc<dyn TableProvider>)>> {
+async fn store_tables(ctx: &SessionContext) -> Result<codec::StoreTables> {
     let state = ctx.state();
     let options = state.config_options();
     let default_schema = options.catalog.default_schema.clone();
