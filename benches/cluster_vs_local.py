@@ -3,10 +3,13 @@
 
     cargo build --release -p trail-cli
     pip install duckdb-cli                    # to probe query values
-    python3 benches/cluster_vs_local.py [--events 10000000] [--runs 3] [--threads 2]
+    python3 benches/cluster_vs_local.py [--events 10000000] [--runs 3] [--threads 2] [--bucket]
 
 The store is the query benchmark's (benches/query_vs_duckdb.py, cached under target/bench-data),
-on local disk: the path every process of this one-machine cluster sees. For each executor count
+on local disk: the path every process of this one-machine cluster sees. With --bucket, its files
+are hard-linked into an s3s-fs server on localhost (as benches/bucket_store_queries.py does;
+`cargo install s3s-fs@0.14.1 --features binary --root target/s3s`) and every process, local
+or on the cluster, reads it as `s3://stores/trail-<N>/`. For each executor count
 (1 and 2) the benchmark starts `trail cluster scheduler` and that many `trail cluster executor`
 processes on localhost ports, with the same total task slots as the local runs' threads (one
 executor: --concurrent-tasks THREADS; two: THREADS/2 each). Each query then runs --runs times as
@@ -27,6 +30,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 import query_vs_duckdb as qvd  # noqa: E402
+from bucket_vs_local import link_tree, s3s_binary  # noqa: E402
 
 
 def free_port():
@@ -73,6 +77,7 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--executors", default="1,2")
+    ap.add_argument("--bucket", action="store_true")
     ap.add_argument("--work", default=os.path.join(common.ROOT, "target", "bench-data"))
     args = ap.parse_args()
     trail = common.trail_binary()
@@ -80,6 +85,20 @@ def main():
     store = qvd.ensure_store(args.events, args.work)
     qs = qvd.queries(*qvd.probe(duck, store, args.threads))
     counts = [int(n) for n in args.executors.split(",")]
+    server = None
+    if args.bucket:
+        root = os.path.join(args.work, "s3stores")
+        name = f"trail-{args.events}"
+        link_tree(store, os.path.join(root, "stores", name))
+        port = free_port()
+        server = subprocess.Popen([s3s_binary(), "--host", "127.0.0.1", "--port", str(port),
+                                   "--access-key", "bench", "--secret-key", "benchsecret", root],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(port, "s3s-fs")
+        os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="benchsecret",
+                          AWS_REGION="us-east-1", TRAIL_ENDPOINT=f"http://127.0.0.1:{port}",
+                          TRAIL_CACHE_DIR=os.path.join(args.work, "cluster-bucket-cache"))
+        store = f"s3://stores/{name}"
     print(f"{args.events:,} events, store {store}, {args.threads} threads locally and as many "
           f"task slots on the cluster, {args.runs} runs")
 
@@ -88,6 +107,15 @@ def main():
                                     str(args.threads), "--format", "csv", *extra])
 
     results = {}
+    try:
+        measure(trail, store, qs, counts, args, sql, results)
+    finally:
+        if server:
+            server.kill()
+    report(qs, counts, results)
+
+
+def measure(trail, store, qs, counts, args, sql, results):
     for n in counts:
         address, procs = start_cluster(trail, n, max(1, args.threads // n),
                                        os.path.join(args.work, "cluster"))
@@ -116,6 +144,8 @@ def main():
                 p.kill()
                 p.wait()
 
+
+def report(qs, counts, results):
     header = f"{'query':<30} {'local':>22}"
     for n in counts:
         header += f" {f'{n} executor(s)':>22} {'ratio':>18}"
