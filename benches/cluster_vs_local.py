@@ -136,9 +136,9 @@ def measure(trail, store, qs, counts, args, sql, results):
                     t, _, b = sql("--cluster", address, "-c", tq)
                     ct.append(t)
                     common.same_answer(qname, "local", a, f"cluster of {n}", b)
-                results.setdefault(qname, {})["local"] = \
-                    results.get(qname, {}).get("local", []) + lt
-                results[qname][n] = (ct, [c / l for c, l in zip(ct, lt)])
+                r = results.setdefault(qname, {})
+                r.setdefault("local", []).extend(lt)
+                r[n] = (ct, [c / l for c, l in zip(ct, lt)])
         finally:
             for p in procs:
                 p.kill()
