@@ -24,6 +24,8 @@ use ballista_scheduler::scheduler_process::start_server;
 use ballista_scheduler::scheduler_server::SessionBuilder;
 use datafusion::error::DataFusionError;
 use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::cache::cache_manager::{CacheManagerConfig, FileMetadataCache};
+use datafusion::execution::cache::default_cache::DefaultCache;
 use datafusion::execution::object_store::{DefaultObjectStoreRegistry, ObjectStoreRegistry};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
@@ -176,6 +178,19 @@ async fn store_tables(ctx: &SessionContext) -> Result<codec::StoreTables> {
 #[derive(Debug, Default)]
 pub struct BucketRegistry {
     inner: DefaultObjectStoreRegistry,
+    /// Keep copies of the store's data files in the local file cache (executors).
+    cache_files: bool,
+}
+
+impl BucketRegistry {
+    /// An executor's registry: buckets' data files are read once into the local file cache
+    /// (`TRAIL_CACHE_DIR`, `TRAIL_CACHE_MB`), as `trail` caches them on a client.
+    pub fn caching() -> Self {
+        BucketRegistry {
+            cache_files: true,
+            ..BucketRegistry::default()
+        }
+    }
 }
 
 impl ObjectStoreRegistry for BucketRegistry {
@@ -202,7 +217,10 @@ impl ObjectStoreRegistry for BucketRegistry {
         let bucket = parsed
             .and_then(|b| Bucket::open(b, &ConnectOptions::from_env()))
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
-        let store: Arc<dyn ObjectStore> = bucket.store.clone();
+        let mut store: Arc<dyn ObjectStore> = bucket.store.clone();
+        if self.cache_files {
+            store = trail_query::cached_bucket(store, &base);
+        }
         self.inner.register_store(url, Arc::clone(&store));
         Ok(store)
     }
@@ -329,15 +347,24 @@ pub struct ExecutorOptions {
 pub async fn run_executor(options: ExecutorOptions) -> Result<()> {
     let (scheduler_host, scheduler_port) = parse_address(&options.scheduler)?;
     let intel = open_intel(&options.node)?;
-    let registry = Arc::new(BucketRegistry::default());
+    let registry = Arc::new(BucketRegistry::caching());
     let functions = trail_state(SessionConfig::new_with_ballista(), &intel, &registry)?;
     let work_dir = options.work_dir.as_ref().map(|d| d.display().to_string());
+    // Each task gets its own runtime; the Parquet footers read by one serve the next.
+    let footers: Arc<FileMetadataCache> = Arc::new(
+        DefaultCache::new(trail_query::METADATA_CACHE_BYTES).with_name("TrailExecutorFooters"),
+    );
     let runtime: RuntimeProducer = {
         let registry = Arc::clone(&registry);
         let temp = work_dir.clone();
         Arc::new(move |_config: &SessionConfig| {
             let mut b = RuntimeEnvBuilder::new()
-                .with_object_store_registry(Arc::clone(&registry) as Arc<dyn ObjectStoreRegistry>);
+                .with_object_store_registry(Arc::clone(&registry) as Arc<dyn ObjectStoreRegistry>)
+                .with_cache_manager(
+                    CacheManagerConfig::default()
+                        .with_metadata_cache_limit(trail_query::METADATA_CACHE_BYTES)
+                        .with_file_metadata_cache(Some(Arc::clone(&footers))),
+                );
             if let Some(t) = &temp {
                 b = b.with_temp_file_path(t.clone());
             }

@@ -74,20 +74,58 @@ impl FileCache {
         let base = var("TRAIL_CACHE_DIR")
             .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("trail")))
             .or_else(|| var("HOME").map(|d| d.join(".cache").join("trail")))?;
-        Some(FileCache {
-            dir: base.join("objects"),
-            url: url.to_owned(),
-            cap: cap_mb << 20,
-            used: Mutex::new(None),
-            fetched: AtomicU64::new(0),
-        })
+        Some(FileCache::new(base.join("objects"), url, cap_mb << 20))
     }
 
-    fn path(&self, location: &Path, size: u64) -> PathBuf {
-        let key = format!("{}|{}|{size}", self.url, location.as_ref());
+    fn new(dir: PathBuf, url: &str, cap: u64) -> FileCache {
+        FileCache {
+            dir,
+            url: url.to_owned(),
+            cap,
+            used: Mutex::new(None),
+            fetched: AtomicU64::new(0),
+        }
+    }
+
+    /// The copy's name: a hash of the bucket, the key and (where known) the size.
+    fn path(&self, location: &Path, size: Option<u64>) -> PathBuf {
+        let key = match size {
+            Some(size) => format!("{}|{}|{size}", self.url, location.as_ref()),
+            None => format!("{}|{}", self.url, location.as_ref()),
+        };
         let h = foldhash::quality::FixedState::with_seed(1).hash_one(&key);
         let h2 = foldhash::quality::FixedState::with_seed(2).hash_one(&key);
         self.dir.join(format!("{h:016x}{h2:016x}.parquet"))
+    }
+
+    /// The local copy of `location`, fetched whole from `inner` on first use. With `size`
+    /// known, a fetch of another length keeps no copy (`None`: read through).
+    async fn copy(
+        &self,
+        inner: &dyn ObjectStore,
+        location: &Path,
+        size: Option<u64>,
+    ) -> Result<Option<PathBuf>> {
+        let path = self.path(location, size);
+        if std::fs::metadata(&path).is_ok_and(|m| size.is_none_or(|s| m.len() == s)) {
+            return Ok(Some(path));
+        }
+        let bytes = inner.get(location).await?.bytes().await?;
+        if size.is_some_and(|s| bytes.len() as u64 != s) {
+            // Not the file the manifest describes: read through, keep no copy.
+            return Ok(None);
+        }
+        let io = |e: std::io::Error| crate::localfs::io_error(&path, e);
+        std::fs::create_dir_all(&self.dir).map_err(io)?;
+        let tmp = path.with_extension(format!(
+            "{}-{}.part",
+            std::process::id(),
+            self.fetched.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::write(&tmp, &bytes).map_err(io)?;
+        std::fs::rename(&tmp, &path).map_err(io)?;
+        self.admit(bytes.len() as u64);
+        Ok(Some(path))
     }
 
     /// Account for `added` bytes; past the cap, remove the oldest copies down to 80% of it.
@@ -176,26 +214,7 @@ impl ManifestListed {
         let (Some(cache), Some(size)) = (&self.cache, self.committed_size(location)) else {
             return Ok(None);
         };
-        let path = cache.path(location, size);
-        if std::fs::metadata(&path).is_ok_and(|m| m.len() == size) {
-            return Ok(Some(path));
-        }
-        let bytes = self.inner.get(location).await?.bytes().await?;
-        if bytes.len() as u64 != size {
-            // Not the file the manifest describes: read through, keep no copy.
-            return Ok(None);
-        }
-        let io = |e: std::io::Error| crate::localfs::io_error(&path, e);
-        std::fs::create_dir_all(&cache.dir).map_err(io)?;
-        let tmp = path.with_extension(format!(
-            "{}-{}.part",
-            std::process::id(),
-            cache.fetched.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::write(&tmp, &bytes).map_err(io)?;
-        std::fs::rename(&tmp, &path).map_err(io)?;
-        cache.admit(size);
-        Ok(Some(path))
+        cache.copy(self.inner.as_ref(), location, Some(size)).await
     }
 
     fn bucket(&self) -> Option<&Arc<BucketStore>> {
@@ -257,6 +276,15 @@ impl ManifestListed {
     }
 }
 
+/// `ranges` of the local copy at `path`.
+fn read_ranges(path: &std::path::Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
+    let file = std::fs::File::open(path).map_err(|e| crate::localfs::io_error(path, e))?;
+    ranges
+        .iter()
+        .map(|r| crate::localfs::read_range(&file, path, r.clone()))
+        .collect()
+}
+
 impl fmt::Debug for ManifestListed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "ManifestListed({})", self.store.location())
@@ -302,11 +330,7 @@ impl ObjectStore for ManifestListed {
         let Some(path) = self.local_copy(location).await? else {
             return self.inner.get_ranges(location, ranges).await;
         };
-        let file = std::fs::File::open(&path).map_err(|e| crate::localfs::io_error(&path, e))?;
-        ranges
-            .iter()
-            .map(|r| crate::localfs::read_range(&file, &path, r.clone()))
-            .collect()
+        read_ranges(&path, ranges)
     }
 
     fn delete_stream(
@@ -355,5 +379,174 @@ impl ObjectStore for ManifestListed {
 
     async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
         self.inner.copy_opts(from, to, options).await
+    }
+}
+
+/// A bucket as a cluster's executor reads it: the data files of a store (`.parquet` files in
+/// its `events/` and `audit_logs/` folders, whose names no writer reuses) fetched whole on
+/// first use into the local file cache, everything else passed through. An executor has no
+/// manifest to list from (the scheduler planned the files it reads), so copies are named by
+/// the bucket and key alone.
+pub(crate) struct CachedObjects {
+    inner: Arc<dyn ObjectStore>,
+    cache: FileCache,
+}
+
+impl CachedObjects {
+    fn is_data_file(location: &Path) -> bool {
+        let key = location.as_ref();
+        key.ends_with(".parquet")
+            && location
+                .parts()
+                .any(|p| [layout::EVENTS_DIR, layout::AUDIT_LOGS_DIR].contains(&p.as_ref()))
+    }
+
+    async fn local_copy(&self, location: &Path) -> Result<Option<PathBuf>> {
+        if !Self::is_data_file(location) {
+            return Ok(None);
+        }
+        self.cache.copy(self.inner.as_ref(), location, None).await
+    }
+}
+
+/// `inner` (the bucket at `url`) with its store data files cached locally as
+/// `TRAIL_CACHE_DIR`/`TRAIL_CACHE_MB` say; `inner` itself when the cache is off.
+pub fn cached_bucket(inner: Arc<dyn ObjectStore>, url: &str) -> Arc<dyn ObjectStore> {
+    match FileCache::from_env(url) {
+        Some(cache) => Arc::new(CachedObjects { inner, cache }),
+        None => inner,
+    }
+}
+
+impl fmt::Debug for CachedObjects {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CachedObjects({})", self.cache.url)
+    }
+}
+
+impl fmt::Display for CachedObjects {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+#[async_trait]
+impl ObjectStore for CachedObjects {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> Result<PutResult> {
+        self.inner.put_opts(location, payload, opts).await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> Result<Box<dyn MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
+        let Some(range) = crate::localfs::plain_range(&options) else {
+            return self.inner.get_opts(location, options).await;
+        };
+        match self.local_copy(location).await? {
+            Some(path) => crate::localfs::read_file_range(&path, location, range),
+            None => self.inner.get_opts(location, options).await,
+        }
+    }
+
+    async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
+        let Some(path) = self.local_copy(location).await? else {
+            return self.inner.get_ranges(location, ranges).await;
+        };
+        read_ranges(&path, ranges)
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, Result<Path>>,
+    ) -> BoxStream<'static, Result<Path>> {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object_store::memory::InMemory;
+
+    fn cached(dir: &std::path::Path) -> (Arc<InMemory>, CachedObjects) {
+        let inner = Arc::new(InMemory::new());
+        let cache = FileCache::new(dir.to_path_buf(), "s3://audit/store", 1 << 30);
+        let objects = CachedObjects {
+            inner: Arc::clone(&inner) as Arc<dyn ObjectStore>,
+            cache,
+        };
+        (inner, objects)
+    }
+
+    #[tokio::test]
+    async fn data_files_are_read_once_then_from_the_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let (inner, objects) = cached(dir.path());
+        let data = Path::from("events/region=cn-hangzhou/date=2026-11-01/part-7.parquet");
+        inner
+            .put(&data, PutPayload::from_static(b"0123456789"))
+            .await
+            .unwrap();
+
+        let first = objects.get_ranges(&data, &[0..4, 6..10]).await.unwrap();
+        assert_eq!(
+            first,
+            vec![Bytes::from_static(b"0123"), Bytes::from_static(b"6789")]
+        );
+        // The bucket loses the object: reads are served by the local copy.
+        inner.delete(&data).await.unwrap();
+        let again = objects.get_range(&data, 2..5).await.unwrap();
+        assert_eq!(again, Bytes::from_static(b"234"));
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[tokio::test]
+    async fn other_objects_pass_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let (inner, objects) = cached(dir.path());
+        for key in [
+            "_trail/manifest.json",
+            "events/region=x/notes.txt",
+            "other/part-1.parquet",
+        ] {
+            let key = Path::from(key);
+            inner
+                .put(&key, PutPayload::from_static(b"abcdef"))
+                .await
+                .unwrap();
+            assert_eq!(
+                objects.get_range(&key, 1..3).await.unwrap(),
+                Bytes::from_static(b"bc")
+            );
+            inner.delete(&key).await.unwrap();
+            assert!(
+                objects.get_range(&key, 1..3).await.is_err(),
+                "{key} was cached"
+            );
+        }
+        assert!(!dir.path().exists() || std::fs::read_dir(dir.path()).unwrap().count() == 0);
     }
 }

@@ -16,6 +16,7 @@
 
 pub mod auditlogs;
 mod bucketfs;
+pub use bucketfs::cached_bucket;
 mod committed;
 pub mod deliver;
 mod filefilter;
@@ -103,7 +104,7 @@ pub const INSIGHTS_DIR: &str = "insights";
 
 /// Parquet footers a session keeps decoded. DataFusion's default (50 MiB) holds fewer footers
 /// than a store of 10M events has files, so every query evicted what the next one needed.
-const METADATA_CACHE_BYTES: usize = 1 << 30;
+pub const METADATA_CACHE_BYTES: usize = 1 << 30;
 
 /// How to open a store for queries.
 #[derive(Debug, Clone, Default)]
