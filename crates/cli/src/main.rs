@@ -35,7 +35,7 @@ fn main() -> ExitCode {
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     check_leading_options(&cli, &matches);
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("TRAIL_LOG"))
+        .with_env_filter(log_filter(&cli))
         .with_writer(std::io::stderr)
         .init();
     match run(cli) {
@@ -45,6 +45,29 @@ fn main() -> ExitCode {
 }
 
 /// Print an error and choose its exit code. A closed pipe (`trail sql ... | head`) is success.
+/// `TRAIL_LOG`, else: a cluster's scheduler and executors log warnings (a lost executor, a
+/// task that failed); every other command logs its own errors only, as the error it ends with
+/// says what Ballista's would.
+fn log_filter(cli: &Cli) -> tracing_subscriber::EnvFilter {
+    match std::env::var("TRAIL_LOG") {
+        Ok(v) if !v.trim().is_empty() => tracing_subscriber::EnvFilter::new(v),
+        _ if matches!(cli.command, Some(Command::Cluster(_))) => {
+            tracing_subscriber::EnvFilter::new("warn")
+        }
+        _ => tracing_subscriber::EnvFilter::new(
+            "error,ballista=off,ballista_core=off,ballista_scheduler=off,ballista_executor=off",
+        ),
+    }
+}
+
+/// What to do about an error only a cluster gives.
+fn cluster_hint(msg: &str) -> Option<&'static str> {
+    msg.contains("rejected by executor").then_some(
+        "an executor refused a task of this query (its log says why; after an executor was \
+         lost, run the query again)",
+    )
+}
+
 fn report(e: &anyhow::Error) -> ExitCode {
     if e.chain().any(|c| {
         c.downcast_ref::<std::io::Error>()
@@ -67,6 +90,10 @@ fn report(e: &anyhow::Error) -> ExitCode {
             }
             msg.push_str(&text);
         }
+    }
+    if let Some(hint) = cluster_hint(&msg) {
+        msg.push_str(": ");
+        msg.push_str(hint);
     }
     eprintln!("error: {}", visible(&msg));
     if is_usage(e) {

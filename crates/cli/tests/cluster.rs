@@ -32,25 +32,28 @@ fn start_cluster(store: &BucketStore, executors: usize) -> Cluster {
         store
             .command(&["cluster", "scheduler", "--bind"])
             .arg(format!("127.0.0.1:{port}"))
+            .env("TRAIL_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log_file(store, "scheduler"))
             .spawn()
             .expect("the scheduler starts"),
     );
     wait_for_port(port);
     let mut procs = Vec::new();
-    for _ in 0..executors {
+    for i in 0..executors {
         let (flight, grpc) = (free_port(), free_port());
         procs.push(Proc(
             store
                 .command(&["cluster", "executor", "--scheduler"])
                 .arg(format!("127.0.0.1:{port}"))
+                .env("TRAIL_CACHE_DIR", executor_cache(store, i))
                 .args(["--bind-host", "127.0.0.1", "--external-host", "127.0.0.1"])
                 .args(["--flight-port", &flight.to_string()])
                 .args(["--grpc-port", &grpc.to_string()])
                 .args(["--concurrent-tasks", "2"])
                 .stdout(Stdio::null())
-                .stderr(Stdio::null())
+                .env("TRAIL_LOG", "warn")
+                .stderr(log_file(store, &format!("executor-{i}")))
                 .spawn()
                 .expect("an executor starts"),
         ));
@@ -61,6 +64,23 @@ fn start_cluster(store: &BucketStore, executors: usize) -> Cluster {
         _scheduler: scheduler,
         executors: procs,
     }
+}
+
+/// Where a cluster process's warnings go (`<home>/<name>.log`).
+fn log_file(store: &BucketStore, name: &str) -> std::fs::File {
+    std::fs::File::create(store.home.join(format!("{name}.log"))).unwrap()
+}
+
+/// Executor `i`'s file cache (`TRAIL_CACHE_DIR`).
+fn executor_cache(store: &BucketStore, i: usize) -> std::path::PathBuf {
+    store.home.join(format!("executor-{i}-cache"))
+}
+
+/// The store's data files executor `i` holds copies of.
+fn cached_copies(store: &BucketStore, i: usize) -> usize {
+    std::fs::read_dir(executor_cache(store, i).join("objects"))
+        .map(|d| d.filter(|e| e.is_ok()).count())
+        .unwrap_or(0)
 }
 
 /// `trail run`/`trail sql` arguments on the cluster: the first query may find no executor
@@ -231,6 +251,21 @@ fn saved_analyses_and_canonical_queries_answer_the_same_on_a_cluster() {
         same_answer(sql, &local, &on_cluster(&store, &cluster, &args));
     }
 
+    // The executors read each data file from the bucket once, then from their own copies.
+    let copies: usize = (0..2).map(|i| cached_copies(&store, i)).sum();
+    assert!(copies > 0, "the executors cached no data file");
+    let data: Vec<String> = keys(&s3, "audit")
+        .into_iter()
+        .filter(|k| {
+            k.ends_with(".parquet") && (k.contains("/events/") || k.contains("/audit_logs/"))
+        })
+        .collect();
+    assert!(
+        copies <= 2 * data.len(),
+        "{copies} copies of {} data files",
+        data.len()
+    );
+
     // The insight job's queries: the same insights judged from the same history.
     let job = ["insight", "ip", "--dry-run", "--backtest", "--json"];
     let judged = |out: &str| {
@@ -290,7 +325,8 @@ fn saved_analyses_and_canonical_queries_answer_the_same_on_a_cluster() {
         assert_eq!(
             stdout(&o),
             expected,
-            "the answer after an executor was lost"
+            "the answer after an executor was lost; the scheduler's warnings:\n{}",
+            std::fs::read_to_string(store.home.join("scheduler.log")).unwrap_or_default()
         );
     } else {
         assert_eq!(o.status.code(), Some(1), "{err}");
@@ -305,6 +341,17 @@ fn saved_analyses_and_canonical_queries_answer_the_same_on_a_cluster() {
         },
         started.elapsed().as_secs_f64()
     );
+    if !o.status.success() {
+        eprintln!("{err}");
+        for name in ["scheduler", "executor-1"] {
+            let log = std::fs::read_to_string(store.home.join(format!("{name}.log")));
+            let log = log.unwrap_or_default();
+            let warned = log
+                .lines()
+                .filter(|l| l.contains("WARN") || l.contains("ERROR"));
+            eprintln!("{name}: {}", warned.take(12).collect::<Vec<_>>().join("\n"));
+        }
+    }
     // The executor left runs what is asked next.
     let sql = &canonical[0];
     let args = ["sql", "--format", "csv", "-c", sql.as_str()];

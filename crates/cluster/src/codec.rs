@@ -16,10 +16,11 @@
 //! scheduler refuses a plan from a client of another version, naming both versions.
 //! Everything else goes to Ballista's codecs unchanged.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 
+use ballista_core::execution_plans::ShuffleReaderExec;
 use ballista_core::serde::{BallistaLogicalExtensionCodec, BallistaPhysicalExtensionCodec};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::TableProvider;
@@ -274,6 +275,38 @@ impl LogicalExtensionCodec for TrailLogicalCodec {
     }
 }
 
+/// Refuse a stage that would read one upstream task's output twice.
+///
+/// When an executor is lost, Ballista 55 runs again the stages whose results it held, and a
+/// stage that had already read some of them can be handed both the first and the second
+/// attempt's output of the same upstream task: its counts and sums would come out too high.
+/// Each partition of a shuffle reads at most one output of each upstream task, so a repeated
+/// (stage, upstream task, partition) is that case: the task fails with this error and the
+/// query fails clearly, never with a wrong answer.
+fn check_shuffle_inputs(plan: &Arc<dyn ExecutionPlan>) -> Result<()> {
+    let Some(reader) = plan.downcast_ref::<ShuffleReaderExec>() else {
+        return Ok(());
+    };
+    for locations in &reader.partition {
+        let mut seen = HashSet::with_capacity(locations.len());
+        for l in locations {
+            let key = (
+                l.partition_id.stage_id,
+                l.map_partition_id,
+                l.partition_id.partition_id,
+            );
+            if !seen.insert(key) {
+                return Err(DataFusionError::Execution(format!(
+                    "stage {} would read the output of task {} of stage {} twice: an executor \
+                     was lost and the cluster ran that stage again; run the query again",
+                    reader.stage_id, l.map_partition_id, l.partition_id.stage_id
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The physical codec of trail's schedulers and executors.
 #[derive(Debug, Default)]
 pub struct TrailPhysicalCodec {
@@ -289,7 +322,9 @@ impl PhysicalExtensionCodec for TrailPhysicalCodec {
         proto_converter: &dyn PhysicalProtoConverterExtension,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let Some(message) = decode::<ViewCountMessage>(buf) else {
-            return self.inner.try_decode(buf, inputs, ctx, proto_converter);
+            let plan = self.inner.try_decode(buf, inputs, ctx, proto_converter)?;
+            check_shuffle_inputs(&plan)?;
+            return Ok(plan);
         };
         let message = message?;
         check_version(&message.trail)?;
@@ -401,5 +436,59 @@ mod tests {
         for cut in MAGIC.len()..buf.len() {
             assert!(decode::<TableMessage>(&buf[..cut]).unwrap().is_err());
         }
+    }
+
+    #[test]
+    fn a_shuffle_reading_one_task_output_twice_is_refused() {
+        use ballista_core::serde::scheduler::{
+            ExecutorMetadata, ExecutorOperatingSystemSpecification, ExecutorSpecification,
+            PartitionId, PartitionLocation, PartitionStats,
+        };
+        use datafusion::physical_plan::Partitioning;
+        let location = |map: usize, partition: usize| PartitionLocation {
+            map_partition_id: map,
+            partition_id: PartitionId {
+                job_id: "job".into(),
+                stage_id: 1,
+                partition_id: partition,
+            },
+            executor_meta: ExecutorMetadata {
+                id: "e".into(),
+                host: "127.0.0.1".into(),
+                port: 1,
+                grpc_port: 2,
+                specification: ExecutorSpecification { vcores: 1 },
+                os_info: ExecutorOperatingSystemSpecification::default(),
+            },
+            partition_stats: PartitionStats::default(),
+            file_id: None,
+            is_sort_shuffle: false,
+        };
+        let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
+        let reader = |partition: Vec<Vec<PartitionLocation>>| -> Arc<dyn ExecutionPlan> {
+            Arc::new(
+                ShuffleReaderExec::try_new(
+                    2,
+                    partition,
+                    Arc::clone(&schema),
+                    Partitioning::UnknownPartitioning(2),
+                )
+                .unwrap(),
+            )
+        };
+        // Every upstream task's output of each partition once: read.
+        let ok = reader(vec![
+            vec![location(0, 0), location(1, 0)],
+            vec![location(0, 1), location(1, 1)],
+        ]);
+        assert!(check_shuffle_inputs(&ok).is_ok());
+        // Task 1's output of partition 0 from two attempts: refused, naming the stage.
+        let twice = reader(vec![
+            vec![location(0, 0), location(1, 0), location(1, 0)],
+            vec![location(0, 1), location(1, 1)],
+        ]);
+        let err = check_shuffle_inputs(&twice).unwrap_err().to_string();
+        assert!(err.contains("task 1 of stage 1 twice"), "{err}");
+        assert!(err.contains("run the query again"), "{err}");
     }
 }

@@ -111,6 +111,21 @@ pub fn put_bytes(s3: &S3, bucket: &str, key: &str, bytes: &[u8]) {
     put(s3, bucket, "", dir.path());
 }
 
+/// Every key in `bucket`.
+pub fn keys(s3: &S3, bucket: &str) -> Vec<String> {
+    let script = "import sys, boto3\n\
+        s3 = boto3.client('s3', endpoint_url=sys.argv[1], aws_access_key_id='test', \
+        aws_secret_access_key='test', region_name='us-east-1')\n\
+        for page in s3.get_paginator('list_objects_v2').paginate(Bucket=sys.argv[2]):\n\
+        \x20   for o in page.get('Contents', []): print(o['Key'])\n";
+    let o = Command::new("python3")
+        .args(["-c", script, &s3.endpoint(), bucket])
+        .output()
+        .expect("python3 runs");
+    assert!(o.status.success(), "listing failed: {}", stderr(&o));
+    stdout(&o).lines().map(str::to_owned).collect()
+}
+
 /// `trail` with test credentials and nothing else from the caller's AWS settings.
 pub fn trail_s3(home: &Path) -> Command {
     let mut c = trail();
