@@ -318,6 +318,17 @@ fn saved_analyses_and_canonical_queries_answer_the_same_on_a_cluster() {
     let mut lost = cluster.executors.remove(0);
     lost.0.kill().unwrap();
     lost.0.wait().unwrap();
+    // Bounded: a query that never ends after an executor is lost is a failure too.
+    while query.try_wait().unwrap().is_none() && started.elapsed() < Duration::from_secs(300) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    if query.try_wait().unwrap().is_none() {
+        query.kill().unwrap();
+        panic!(
+            "the query did not end within 300 s of losing an executor; the scheduler's warnings:\n{}",
+            std::fs::read_to_string(store.home.join("scheduler.log")).unwrap_or_default()
+        );
+    }
     let o = query.wait_with_output().unwrap();
     let err = stderr(&o);
     assert!(!err.contains("panicked"), "{err}");
