@@ -89,6 +89,7 @@ pub async fn run_sql(
             .map_err(|e| Failure(explain(sql, &e)))?;
         let schema = std::sync::Arc::new(df.schema().as_arrow().clone());
         let mut stream = df
+            .clone()
             .execute_stream()
             .await
             .map_err(|e| Failure(explain(sql, &engine.map_error(e))))?;
@@ -97,8 +98,28 @@ pub async fn run_sql(
         if show {
             renderer.start(schema)?;
         }
+        // A cluster query whose work the cluster lost fails before its first batch: it runs
+        // once more (nothing of it was printed).
+        let mut first = true;
+        let mut again = true;
         while let Some(batch) = stream.next().await {
-            let batch = batch.map_err(|e| Failure(explain(sql, &engine.map_error(e))))?;
+            let batch = match batch {
+                Err(e) if first && again && trail_cluster::watch::retryable(&e.to_string()) => {
+                    again = false;
+                    eprintln!(
+                        "note: the cluster lost this query's work ({}); running it again",
+                        visible(&e.to_string())
+                    );
+                    stream = df
+                        .clone()
+                        .execute_stream()
+                        .await
+                        .map_err(|e| Failure(explain(sql, &engine.map_error(e))))?;
+                    continue;
+                }
+                b => b.map_err(|e| Failure(explain(sql, &engine.map_error(e))))?,
+            };
+            first = false;
             if show {
                 renderer.batch(&batch)?;
             }

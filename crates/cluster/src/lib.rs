@@ -7,6 +7,7 @@
 //!   codecs ([`codec`]), functions and plan rules, so a deployment needs only `trail`.
 
 pub mod codec;
+pub mod watch;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
@@ -20,7 +21,7 @@ use ballista_core::{ConfigProducer, RuntimeProducer};
 use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
 use ballista_scheduler::cluster::BallistaCluster;
 use ballista_scheduler::config::SchedulerConfig;
-use ballista_scheduler::scheduler_process::start_server;
+use ballista_scheduler::scheduler_process::{create_scheduler, start_grpc_service};
 use ballista_scheduler::scheduler_server::SessionBuilder;
 use datafusion::error::DataFusionError;
 use datafusion::execution::SessionStateBuilder;
@@ -29,6 +30,7 @@ use datafusion::execution::cache::default_cache::DefaultCache;
 use datafusion::execution::object_store::{DefaultObjectStoreRegistry, ObjectStoreRegistry};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
 use object_store::ObjectStore;
 use trail_query::ipintel::IpIntel;
 use trail_query::viewcount::ViewCountRule;
@@ -316,9 +318,20 @@ pub async fn run_scheduler(options: SchedulerOptions) -> Result<()> {
     let cluster = BallistaCluster::new_from_config(&config)
         .await
         .map_err(|e| ClusterError::Ballista(e.to_string()))?;
-    start_server(cluster, options.bind, config)
+    let ballista = |e: ballista_core::error::BallistaError| ClusterError::Ballista(e.to_string());
+    config.validate().map_err(ballista)?;
+    let slots = cluster.cluster_state();
+    let scheduler = create_scheduler::<LogicalPlanNode, PhysicalPlanNode>(cluster, config)
         .await
-        .map_err(|e| ClusterError::Ballista(e.to_string()))
+        .map_err(ballista)?;
+    tokio::spawn(watch::watch_jobs(scheduler.clone(), slots));
+    tracing::info!(
+        "trail {VERSION} cluster scheduler listening on {}",
+        options.bind
+    );
+    start_grpc_service(options.bind, scheduler)
+        .await
+        .map_err(ballista)
 }
 
 /// Where an executor listens and which scheduler it serves.
