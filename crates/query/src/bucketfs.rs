@@ -277,11 +277,37 @@ impl ManifestListed {
 }
 
 /// `ranges` of the local copy at `path`.
-fn read_ranges(path: &std::path::Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
-    let file = std::fs::File::open(path).map_err(|e| crate::localfs::io_error(path, e))?;
+/// A plain read of `location` from the local copy `copy` makes (not run for other reads),
+/// or from `inner` when there is none.
+async fn get_from_copy(
+    inner: &dyn ObjectStore,
+    location: &Path,
+    options: GetOptions,
+    copy: impl Future<Output = Result<Option<PathBuf>>>,
+) -> Result<GetResult> {
+    let Some(range) = crate::localfs::plain_range(&options) else {
+        return inner.get_opts(location, options).await;
+    };
+    match copy.await? {
+        Some(path) => crate::localfs::read_file_range(&path, location, range),
+        None => inner.get_opts(location, options).await,
+    }
+}
+
+/// `ranges` of `location` from the local copy `copy` makes, or from `inner` when there is none.
+async fn ranges_from_copy(
+    inner: &dyn ObjectStore,
+    location: &Path,
+    ranges: &[Range<u64>],
+    copy: impl Future<Output = Result<Option<PathBuf>>>,
+) -> Result<Vec<Bytes>> {
+    let Some(path) = copy.await? else {
+        return inner.get_ranges(location, ranges).await;
+    };
+    let file = std::fs::File::open(&path).map_err(|e| crate::localfs::io_error(&path, e))?;
     ranges
         .iter()
-        .map(|r| crate::localfs::read_range(&file, path, r.clone()))
+        .map(|r| crate::localfs::read_range(&file, &path, r.clone()))
         .collect()
 }
 
@@ -317,20 +343,23 @@ impl ObjectStore for ManifestListed {
     }
 
     async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
-        let Some(range) = crate::localfs::plain_range(&options) else {
-            return self.inner.get_opts(location, options).await;
-        };
-        match self.local_copy(location).await? {
-            Some(path) => crate::localfs::read_file_range(&path, location, range),
-            None => self.inner.get_opts(location, options).await,
-        }
+        get_from_copy(
+            self.inner.as_ref(),
+            location,
+            options,
+            self.local_copy(location),
+        )
+        .await
     }
 
     async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
-        let Some(path) = self.local_copy(location).await? else {
-            return self.inner.get_ranges(location, ranges).await;
-        };
-        read_ranges(&path, ranges)
+        ranges_from_copy(
+            self.inner.as_ref(),
+            location,
+            ranges,
+            self.local_copy(location),
+        )
+        .await
     }
 
     fn delete_stream(
@@ -450,20 +479,23 @@ impl ObjectStore for CachedObjects {
     }
 
     async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
-        let Some(range) = crate::localfs::plain_range(&options) else {
-            return self.inner.get_opts(location, options).await;
-        };
-        match self.local_copy(location).await? {
-            Some(path) => crate::localfs::read_file_range(&path, location, range),
-            None => self.inner.get_opts(location, options).await,
-        }
+        get_from_copy(
+            self.inner.as_ref(),
+            location,
+            options,
+            self.local_copy(location),
+        )
+        .await
     }
 
     async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
-        let Some(path) = self.local_copy(location).await? else {
-            return self.inner.get_ranges(location, ranges).await;
-        };
-        read_ranges(&path, ranges)
+        ranges_from_copy(
+            self.inner.as_ref(),
+            location,
+            ranges,
+            self.local_copy(location),
+        )
+        .await
     }
 
     fn delete_stream(
