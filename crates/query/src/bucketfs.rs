@@ -304,11 +304,7 @@ async fn ranges_from_copy(
     let Some(path) = copy.await? else {
         return inner.get_ranges(location, ranges).await;
     };
-    let file = std::fs::File::open(&path).map_err(|e| crate::localfs::io_error(&path, e))?;
-    ranges
-        .iter()
-        .map(|r| crate::localfs::read_range(&file, &path, r.clone()))
-        .collect()
+    crate::localfs::read_file_ranges(&path, ranges)
 }
 
 impl fmt::Debug for ManifestListed {

@@ -99,6 +99,15 @@ pub(crate) fn read_file_range(
     })
 }
 
+/// `ranges` of the local file at `path`, read with one open.
+pub(crate) fn read_file_ranges(path: &FsPath, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
+    let file = File::open(path).map_err(|e| io_error(path, e))?;
+    ranges
+        .iter()
+        .map(|r| read_range(&file, path, r.clone()))
+        .collect()
+}
+
 /// Read exactly `range` of `file`; a file shorter than the range is an error (the caller
 /// computed the range from a footer that no longer matches the file).
 pub(crate) fn read_range(file: &File, path: &FsPath, range: Range<u64>) -> Result<Bytes> {
@@ -158,12 +167,7 @@ impl ObjectStore for InlineLocalFs {
     }
 
     async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
-        let path = self.inner.path_to_filesystem(location)?;
-        let file = File::open(&path).map_err(|e| io_error(&path, e))?;
-        ranges
-            .iter()
-            .map(|r| read_range(&file, &path, r.clone()))
-            .collect()
+        read_file_ranges(&self.inner.path_to_filesystem(location)?, ranges)
     }
 
     fn delete_stream(
