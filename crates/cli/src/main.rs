@@ -44,8 +44,7 @@ fn main() -> ExitCode {
     }
 }
 
-/// Print an error and choose its exit code. A closed pipe (`trail sql ... | head`) is success.
-/// `TRAIL_LOG`, else: a cluster's scheduler and executors log warnings (a lost executor, a
+/// The log filter: `TRAIL_LOG`, else: a cluster's scheduler and executors log warnings (a lost executor, a
 /// task that failed); every other command logs its own errors only, as the error it ends with
 /// says what Ballista's would.
 fn log_filter(cli: &Cli) -> tracing_subscriber::EnvFilter {
@@ -62,12 +61,13 @@ fn log_filter(cli: &Cli) -> tracing_subscriber::EnvFilter {
 
 /// What to do about an error only a cluster gives.
 fn cluster_hint(msg: &str) -> Option<&'static str> {
-    msg.contains("rejected by executor").then_some(
-        "an executor refused a task of this query (its log says why; after an executor was \
-         lost, run the query again)",
+    trail_cluster::watch::retryable(msg).then_some(
+        "the cluster lost this query's work (the scheduler's and executors' logs say why; \
+         after an executor was lost, run the query again)",
     )
 }
 
+/// Print an error and choose its exit code. A closed pipe (`trail sql ... | head`) is success.
 fn report(e: &anyhow::Error) -> ExitCode {
     if e.chain().any(|c| {
         c.downcast_ref::<std::io::Error>()
