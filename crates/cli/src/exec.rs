@@ -100,12 +100,11 @@ pub async fn run_sql(
         }
         // A cluster query whose work the cluster lost fails before its first batch: it runs
         // once more (nothing of it was printed).
-        let mut first = true;
-        let mut again = true;
+        let mut may_retry = true;
         while let Some(batch) = stream.next().await {
             let batch = match batch {
-                Err(e) if first && again && trail_cluster::watch::retryable(&e.to_string()) => {
-                    again = false;
+                Err(e) if may_retry && trail_cluster::watch::retryable(&e.to_string()) => {
+                    may_retry = false;
                     eprintln!(
                         "note: the cluster lost this query's work ({}); running it again",
                         visible(&e.to_string())
@@ -119,7 +118,7 @@ pub async fn run_sql(
                 }
                 b => b.map_err(|e| Failure(explain(sql, &engine.map_error(e))))?,
             };
-            first = false;
+            may_retry = false;
             if show {
                 renderer.batch(&batch)?;
             }
