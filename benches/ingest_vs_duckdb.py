@@ -21,10 +21,10 @@ The large files hold the events in delivery order (by day and delivery time acro
 Then, per shape, it runs --runs times, each engine as a fresh process:
 
   * trail: `trail ingest --threads D` into an empty store. D decoder threads work beside a
-    file reader thread and the writer (dedup, sort, encode): D + 2 threads in all;
+    file reader thread, the writer (dedup, sort) and D encoder threads: 2D + 2 threads in all;
   * DuckDB, default settings: COPY (SELECT ... FROM read_json(..., explicit columns)) TO ...
     (FORMAT parquet, PARTITION_BY (region, eventDate), COMPRESSION zstd), with
-    `SET threads = D + 2`, the same number of threads;
+    `SET threads = 2D + 2`, the same number of threads;
   * DuckDB, tuned as its documentation recommends for large imports: the same with
     `SET preserve_insertion_order = false` and `SET memory_limit` (--duckdb-memory-limit).
 
@@ -174,7 +174,7 @@ def main():
     ap.add_argument("--events", type=int, action="append", help="sizes to run (repeatable)")
     ap.add_argument("--work", default=os.path.join(common.ROOT, "target", "bench-data"))
     ap.add_argument("--decoders", type=int, default=2,
-                    help="trail's --threads (decoder threads); DuckDB gets this + 2 threads")
+                    help="trail's --threads (decoder threads); DuckDB gets 2 * this + 2 threads")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--duckdb-timeout", type=float, default=None,
                     help="stop a DuckDB run after this many seconds (reported as a lower bound)")
@@ -190,7 +190,7 @@ def main():
             sys.exit(f"unknown shape {x}: use {', '.join(SHAPES)}")
     duck = common.duckdb_binary()
     tv, dv = common.versions(duck)
-    total_threads = args.decoders + 2
+    total_threads = 2 * args.decoders + 2
     print(f"{tv}\n{dv}\ntrail --threads {args.decoders} ({total_threads} threads in all), "
           f"DuckDB threads = {total_threads}; {args.runs} runs")
     os.makedirs(args.work, exist_ok=True)

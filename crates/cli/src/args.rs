@@ -538,13 +538,13 @@ pub struct IngestArgs {
     /// Fail at once if another trail process is writing the store, instead of waiting.
     #[arg(long, env = "TRAIL_NO_WAIT")]
     pub no_wait: bool,
-    /// Decoder threads (0: one per core). A file reader thread and the writer (which dedups,
-    /// sorts and encodes) run beside them: the ingest uses N + 2 threads.
+    /// Decoder threads (0: one per core). A file reader thread, the writer (which dedups and
+    /// sorts) and as many encoder threads as decoders run beside them: 2N + 2 threads.
     #[arg(long, env = "TRAIL_THREADS", default_value_t = 0,
           value_parser = clap::value_parser!(u16).range(0..=1024))]
     pub threads: u16,
     /// MiB of decoded events buffered before a partition is written out.
-    #[arg(long, env = "TRAIL_MEMORY_BUDGET_MB", default_value_t = 160,
+    #[arg(long, env = "TRAIL_MEMORY_BUDGET_MB", default_value_t = 112,
           value_parser = clap::value_parser!(u32).range(16..=1_048_576))]
     pub memory_budget_mb: u32,
     /// Records larger than this many bytes are quarantined.

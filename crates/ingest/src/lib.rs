@@ -28,6 +28,7 @@ pub mod audit;
 pub mod batch;
 pub mod bucket;
 pub mod compact;
+mod encode;
 pub mod error;
 pub mod event;
 pub mod files;

@@ -1,6 +1,6 @@
-//! The ingest pipeline: a reader thread, decoder threads on every core, and the writer (the
-//! calling thread) that buffers per partition, dedups, sorts, writes Parquet to staging and
-//! commits once at the end.
+//! The ingest pipeline: a reader thread, decoder threads on every core, the writer (the calling
+//! thread) that buffers per partition, dedups and sorts, encoder threads that write each sorted
+//! partition to Parquet in staging (`encode.rs`), and one commit at the end.
 //!
 //! Memory is bounded: the reader hands out at most a few chunks ahead of the decoders, and the
 //! writer flushes a partition buffer whenever the buffered rows exceed the budget: first the
@@ -28,9 +28,10 @@ use trail_store::{Store, StoreError, WriteGuard};
 use crate::audit::{self, AuditBuilder};
 use crate::batch::{BatchBuilder, NormalizeOptions, Rejection, check};
 use crate::compact::{CompactOptions, CompactSummary, compact_partitions};
+use crate::encode::{EncodeJob, EncoderPool};
 use crate::error::{IngestError, Result};
 use crate::event::parse_event;
-use crate::files::{EventFileWriter, load_keys};
+use crate::files::load_keys;
 use crate::records::{self, Item, Location};
 use crate::source::{self, DiscoverOptions, Input, SkipReason, Skipped, SourceStats};
 
@@ -72,7 +73,7 @@ impl Default for IngestOptions {
         IngestOptions {
             normalize: NormalizeOptions::default(),
             threads: 0,
-            memory_budget: 160 << 20,
+            memory_budget: 112 << 20,
             max_file_rows: 1_000_000,
             max_record_bytes: 16 << 20,
             wait_for_lock: true,
@@ -776,6 +777,20 @@ impl PartBuf {
     }
 }
 
+/// Count a partition's new file and remember it (its dedup keys are read back from it).
+fn file_written(
+    summary: &mut IngestSummary,
+    by_part: &mut HashMap<PartitionKey, Vec<PathBuf>>,
+    key: &PartitionKey,
+    file: &StagedFile,
+) {
+    summary.ingested += file.entry.rows;
+    by_part
+        .entry(key.clone())
+        .or_default()
+        .push(file.staged.clone());
+}
+
 /// The writer side: partition buffers, dedup, files, quarantine.
 struct Writer<'g> {
     guard: &'g mut WriteGuard,
@@ -786,7 +801,8 @@ struct Writer<'g> {
     adds: u64,
     /// A partition no chunk has added to for this many chunks is idle.
     idle_after: u64,
-    staged: Vec<StagedFile>,
+    /// Encoder threads writing partitions' files; they keep the finished files in order.
+    encoders: EncoderPool,
     staged_by_part: HashMap<PartitionKey, Vec<PathBuf>>,
     keys: HashMap<PartitionKey, HashSet<u128>>,
     cached_keys: usize,
@@ -803,6 +819,7 @@ struct Writer<'g> {
 
 impl Writer<'_> {
     fn add(&mut self, d: Decoded, progress: &Progress) -> Result<()> {
+        self.collect(false)?;
         self.adds += 1;
         self.summary.records += d.records;
         self.summary.insight_events += d.insight;
@@ -834,13 +851,39 @@ impl Writer<'_> {
                 self.flush_audit(date)?;
             }
         }
-        while self.buffered > self.opts.memory_budget {
+        // Rows being encoded count against the budget until their file is written.
+        while self.buffered + self.encoders.in_flight_bytes() > self.opts.memory_budget {
             match self.flush_victim() {
                 Some(Victim::Events(key)) => self.flush(&key)?,
                 Some(Victim::AuditLogs(date)) => self.flush_audit(date)?,
-                None => break,
+                None => {
+                    if !self.collect(true)? {
+                        break;
+                    }
+                }
             }
         }
+        Ok(())
+    }
+
+    /// Take in the files the encoders have finished: all of them (`wait`: at least one, if
+    /// any is in flight; returns false when none was).
+    fn collect(&mut self, wait: bool) -> Result<bool> {
+        let (summary, by_part) = (&mut self.summary, &mut self.staged_by_part);
+        let mut on_done =
+            |key: &PartitionKey, file: &StagedFile| file_written(summary, by_part, key, file);
+        let waited = if wait {
+            self.encoders.wait_one(&mut on_done)?
+        } else {
+            false
+        };
+        self.encoders.poll(&mut on_done)?;
+        Ok(waited)
+    }
+
+    /// Wait for every file in flight.
+    fn collect_all(&mut self) -> Result<()> {
+        while self.collect(true)? {}
         Ok(())
     }
 
@@ -979,6 +1022,10 @@ impl Writer<'_> {
 
     fn keys_for(&mut self, key: &PartitionKey) -> Result<&mut HashSet<u128>> {
         if !self.keys.contains_key(key) {
+            // The partition's keys are read back from its files: those being written first.
+            while self.encoders.is_pending(key) {
+                self.collect(true)?;
+            }
             if self.cached_keys > KEY_CACHE_MAX {
                 self.keys.clear();
                 self.cached_keys = 0;
@@ -1033,29 +1080,21 @@ impl Writer<'_> {
             return Ok(());
         }
         picks.sort_unstable();
-        let batches: Vec<&RecordBatch> = p.batches.iter().map(|(b, _)| b).collect();
-        let rows = picks.len();
+        let order: Vec<(usize, usize)> = picks.iter().map(|&(_, b, r)| (b, r)).collect();
+        drop((picks, sort_keys));
         let (staged, rel) = self.guard.new_file(key);
-        // Stream the sorted rows into the file a slice at a time: a whole copy of a large
-        // partition's buffer next to the buffer itself doubled peak memory.
-        let mut out = EventFileWriter::create(staged.clone(), rows)?;
-        for chunk in picks.chunks(8 * 1024) {
-            let idx: Vec<(usize, usize)> = chunk.iter().map(|&(_, b, r)| (b, r)).collect();
-            let sorted = arrow::compute::interleave_record_batch(&batches, &idx)
-                .map_err(|e| IngestError::arrow("assembling rows", e))?;
-            out.write(&sorted)?;
+        let job = EncodeJob {
+            key: key.clone(),
+            staged,
+            rel,
+            batches: p.batches.into_iter().map(|(b, _)| b).collect(),
+            order,
+            bytes: p.bytes,
+        };
+        while self.encoders.in_flight() >= self.encoders.threads() {
+            self.collect(true)?;
         }
-        drop((picks, sort_keys, batches));
-        drop(p);
-        if let Some(file) = out.finish(rel, key)? {
-            self.summary.ingested += file.entry.rows;
-            self.staged_by_part
-                .entry(key.clone())
-                .or_default()
-                .push(staged);
-            self.staged.push(file);
-        }
-        Ok(())
+        self.encoders.submit(job)
     }
 }
 
@@ -1196,7 +1235,9 @@ fn ingest_once(
         // Each decoder hands over its own chunks; a partition still being read is in one of
         // the last few of them.
         idle_after: 2 * threads as u64 + 2,
-        staged: Vec::new(),
+        // One encoder per decoder: on large NDJSON files encoding costs about half as much CPU
+        // as decoding, and with fewer the decoders waited for it.
+        encoders: EncoderPool::new(threads),
         staged_by_part: HashMap::new(),
         keys: HashMap::new(),
         cached_keys: 0,
@@ -1276,6 +1317,7 @@ fn ingest_once(
     for key in keys {
         writer.flush(&key)?;
     }
+    writer.collect_all()?;
     let dates: Vec<chrono::NaiveDate> = writer.audit_parts.keys().copied().collect();
     for date in dates {
         writer.flush_audit(date)?;
@@ -1298,7 +1340,7 @@ fn ingest_once(
         extra.push((path, name));
     }
     let bad_files = std::mem::take(&mut writer.bad_files);
-    let staged = std::mem::take(&mut writer.staged);
+    let staged = writer.encoders.take_files();
     let audit_staged = std::mem::take(&mut writer.audit_staged);
     let mut summary = std::mem::take(&mut writer.summary);
     summary.files_written = (staged.len() + audit_staged.len()) as u64;
