@@ -851,9 +851,16 @@ impl Writer<'_> {
                 self.flush_audit(date)?;
             }
         }
-        // Rows being encoded count against the budget until their file is written.
+        // Rows being encoded count against the budget until their file is written. A
+        // partition still being read is only cut while no file is being encoded: waiting for
+        // the encoders frees memory too, and keeps that partition in one file.
         while self.buffered + self.encoders.in_flight_bytes() > self.opts.memory_budget {
-            match self.flush_victim() {
+            let victim = match self.flush_victim() {
+                Some((idle, v)) if idle || self.encoders.in_flight() == 0 => Some(v),
+                Some(_) if self.collect(true)? => continue,
+                other => other.map(|(_, v)| v),
+            };
+            match victim {
                 Some(Victim::Events(key)) => self.flush(&key)?,
                 Some(Victim::AuditLogs(date)) => self.flush_audit(date)?,
                 None => {
@@ -960,11 +967,12 @@ impl Writer<'_> {
         Ok(())
     }
 
-    /// The partition to write out when over budget: the largest idle one, else the largest.
+    /// The partition to write out when over budget, and whether it is idle: the largest idle
+    /// one, else the largest.
     /// Flushing only the largest wrote a big partition in many pieces while dozens of
     /// complete small ones sat in the budget (a 1M-event delivery tree: 797 files in 480
     /// partitions; idle first: one file per partition).
-    fn flush_victim(&self) -> Option<Victim> {
+    fn flush_victim(&self) -> Option<(bool, Victim)> {
         let idle = |p: &PartBuf| p.touched + self.idle_after <= self.adds;
         let events = self
             .parts
@@ -977,8 +985,12 @@ impl Writer<'_> {
             .max_by_key(|(_, p)| (idle(p), p.bytes))
             .map(|(d, p)| ((idle(p), p.bytes), Victim::AuditLogs(*d)));
         match (events, audit) {
-            (Some(e), Some(a)) => Some(if a.0 > e.0 { a.1 } else { e.1 }),
-            (e, a) => e.or(a).map(|(_, v)| v),
+            (Some(e), Some(a)) => Some(if a.0 > e.0 {
+                (a.0.0, a.1)
+            } else {
+                (e.0.0, e.1)
+            }),
+            (e, a) => e.or(a).map(|((idle, _), v)| (idle, v)),
         }
     }
 
