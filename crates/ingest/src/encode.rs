@@ -21,8 +21,10 @@ use trail_store::manifest::StagedFile;
 use crate::error::{IngestError, Result};
 use crate::files::EventFileWriter;
 
-/// Rows gathered into one batch before it is handed to the Parquet writer.
-const GATHER_ROWS: usize = 8 * 1024;
+/// Rows gathered into one batch before it is handed to the Parquet writer: the sorted rows go
+/// into the file a slice at a time, as a whole sorted copy of a large partition beside the
+/// partition itself doubled peak memory.
+const GATHER_ROWS: usize = 2 * 1024;
 
 /// One partition's rows, and the order to write them in.
 pub struct EncodeJob {

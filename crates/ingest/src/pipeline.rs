@@ -73,7 +73,7 @@ impl Default for IngestOptions {
         IngestOptions {
             normalize: NormalizeOptions::default(),
             threads: 0,
-            memory_budget: 112 << 20,
+            memory_budget: 96 << 20,
             max_file_rows: 1_000_000,
             max_record_bytes: 16 << 20,
             wait_for_lock: true,
@@ -851,23 +851,11 @@ impl Writer<'_> {
                 self.flush_audit(date)?;
             }
         }
-        // Rows being encoded count against the budget until their file is written. A
-        // partition still being read is only cut while no file is being encoded: waiting for
-        // the encoders frees memory too, and keeps that partition in one file.
-        while self.buffered + self.encoders.in_flight_bytes() > self.opts.memory_budget {
-            let victim = match self.flush_victim() {
-                Some((idle, v)) if idle || self.encoders.in_flight() == 0 => Some(v),
-                Some(_) if self.collect(true)? => continue,
-                other => other.map(|(_, v)| v),
-            };
-            match victim {
+        while self.buffered > self.opts.memory_budget {
+            match self.flush_victim() {
                 Some(Victim::Events(key)) => self.flush(&key)?,
                 Some(Victim::AuditLogs(date)) => self.flush_audit(date)?,
-                None => {
-                    if !self.collect(true)? {
-                        break;
-                    }
-                }
+                None => break,
             }
         }
         Ok(())
@@ -967,12 +955,11 @@ impl Writer<'_> {
         Ok(())
     }
 
-    /// The partition to write out when over budget, and whether it is idle: the largest idle
-    /// one, else the largest.
+    /// The partition to write out when over budget: the largest idle one, else the largest.
     /// Flushing only the largest wrote a big partition in many pieces while dozens of
     /// complete small ones sat in the budget (a 1M-event delivery tree: 797 files in 480
     /// partitions; idle first: one file per partition).
-    fn flush_victim(&self) -> Option<(bool, Victim)> {
+    fn flush_victim(&self) -> Option<Victim> {
         let idle = |p: &PartBuf| p.touched + self.idle_after <= self.adds;
         let events = self
             .parts
@@ -985,12 +972,8 @@ impl Writer<'_> {
             .max_by_key(|(_, p)| (idle(p), p.bytes))
             .map(|(d, p)| ((idle(p), p.bytes), Victim::AuditLogs(*d)));
         match (events, audit) {
-            (Some(e), Some(a)) => Some(if a.0 > e.0 {
-                (a.0.0, a.1)
-            } else {
-                (e.0.0, e.1)
-            }),
-            (e, a) => e.or(a).map(|((idle, _), v)| (idle, v)),
+            (Some(e), Some(a)) => Some(if a.0 > e.0 { a.1 } else { e.1 }),
+            (e, a) => e.or(a).map(|(_, v)| v),
         }
     }
 
@@ -1103,7 +1086,12 @@ impl Writer<'_> {
             order,
             bytes: p.bytes,
         };
-        while self.encoders.in_flight() >= self.encoders.threads() {
+        // Rows being encoded are out of the budget but still in memory: at most one partition
+        // per encoder, and together at most the budget (unless one partition alone is more).
+        while self.encoders.in_flight() > 0
+            && (self.encoders.in_flight() >= self.encoders.threads()
+                || self.encoders.in_flight_bytes() + job.bytes > self.opts.memory_budget)
+        {
             self.collect(true)?;
         }
         self.encoders.submit(job)
