@@ -44,9 +44,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// The log filter: `TRAIL_LOG`, else: a cluster's scheduler and executors log warnings (a lost executor, a
-/// task that failed); every other command logs its own errors only, as the error it ends with
-/// says what Ballista's would.
+/// The log filter: `TRAIL_LOG`, else: a cluster's scheduler and executors log warnings (a lost
+/// executor, a task that failed); every other command logs its own errors only, as the error
+/// it ends with says what Ballista's would.
 fn log_filter(cli: &Cli) -> tracing_subscriber::EnvFilter {
     match std::env::var("TRAIL_LOG") {
         Ok(v) if !v.trim().is_empty() => tracing_subscriber::EnvFilter::new(v),
