@@ -32,7 +32,11 @@ Then, per shape, it runs --runs times, each engine as a fresh process:
     9.1 s with 6), so this row shows it at its best.
 
 Both engines' outputs are counted (trail's summary, DuckDB's Parquet read back) and must hold
-every generated event. Printed: seconds, events/s and MB/s of JSON as the median with
+every generated event. After each engine's first run, 200 input events (one from each of 200
+files of the tree, fixed seed) are read back from its Parquet output with the DuckDB binary and
+compared column by column with the input: every declared column, the userIdentity fields, the
+JSON columns as parsed JSON, eventTime to the millisecond, the region and date partitions, and
+(for trail) the stored record text as parsed JSON. A difference stops the run. Printed: seconds, events/s and MB/s of JSON as the median with
 (min-max), peak RSS (max over runs), and trail's throughput and RSS relative to each DuckDB row.
 """
 import argparse
@@ -139,6 +143,86 @@ def make_shape(events, shape, work, tree):
     return out
 
 
+SAMPLE = 200
+STRING_FIELDS = [k for k, v in DUCKDB_COLUMNS.items() if v == "VARCHAR"]
+IDENTITY_FIELDS = ["type", "principalId", "accountId", "accessKeyId", "userName"]
+JSON_FIELDS = [k for k, v in DUCKDB_COLUMNS.items() if v == "JSON"]
+
+
+def sample_events(tree, n=SAMPLE, seed=17):
+    """`n` events of the delivery tree, one from each of `n` files chosen with a fixed seed:
+    the input rows both engines' outputs are checked against."""
+    import gzip
+    import random
+    files = sorted(os.path.join(d, f) for d, _, fs in os.walk(tree)
+                   for f in fs if f.endswith(".json.gz"))
+    rnd = random.Random(seed)
+    out = []
+    for path in rnd.sample(files, min(n, len(files))):
+        with gzip.open(path, "rt", encoding="utf-8") as fh:
+            events = json.load(fh)
+        out.append(rnd.choice(events))
+    return out
+
+
+def sample_check(duck, glob, sample, label, with_raw):
+    """Read the sampled events back from an engine's Parquet output (with the DuckDB binary)
+    and compare every column the benchmark declares, the partition values, and (for trail)
+    the stored record text with the input event. Exits on the first difference."""
+    from datetime import datetime, timezone
+    ids = ", ".join("'" + e["eventId"].replace("'", "''") + "'" for e in sample)
+    cols = [f'"{k}"' for k in STRING_FIELDS]
+    cols += [f'"userIdentity"."{k}" AS "ui_{k}"' for k in IDENTITY_FIELDS]
+    cols += [f'CAST("{k}" AS VARCHAR) AS "{k}"' for k in JSON_FIELDS]
+    cols += ['"isGlobal"', 'epoch_ms("eventTime") AS "ms"', '"region"',
+             'CAST("eventDate" AS VARCHAR) AS "eventDate"']
+    if with_raw:
+        cols.append('"raw"')
+    sql = (f"SELECT {', '.join(cols)} FROM read_parquet('{glob}', hive_partitioning = true) "
+           f"WHERE eventId IN ({ids})")
+    _, _, out = common.run_measured([duck, "-json", "-c", sql])
+    got = {}
+    for r in json.loads(out or "[]"):
+        if r["eventId"] in got:
+            sys.exit(f"{label}: event {r['eventId']} is stored twice")
+        got[r["eventId"]] = r
+
+    def differ(what, want, have):
+        sys.exit(f"{label}: event {e['eventId']}: {what} is {have!r}, the input has {want!r}")
+
+    def text(v):
+        """A scalar as a VARCHAR column holds it (the event version is a number in the JSON)."""
+        return v if v is None or isinstance(v, str) else json.dumps(v)
+
+    for e in sample:
+        r = got.get(e["eventId"])
+        if r is None:
+            sys.exit(f"{label}: event {e['eventId']} of the input is not in the output")
+        for k in STRING_FIELDS:
+            if r[k] != text(e.get(k)):
+                differ(k, e.get(k), r[k])
+        ui = e.get("userIdentity") or {}
+        for k in IDENTITY_FIELDS:
+            if r[f"ui_{k}"] != text(ui.get(k)):
+                differ(f"userIdentity.{k}", ui.get(k), r[f"ui_{k}"])
+        for k in JSON_FIELDS:
+            have = None if r[k] is None else json.loads(r[k])
+            if have != e.get(k):
+                differ(k, e.get(k), have)
+        if r["isGlobal"] != e.get("isGlobal"):
+            differ("isGlobal", e.get("isGlobal"), r["isGlobal"])
+        t = datetime.strptime(e["eventTime"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+        if r["ms"] != int(t.timestamp() * 1000):
+            differ("eventTime (ms)", int(t.timestamp() * 1000), r["ms"])
+        if r["region"] != e["acsRegion"]:
+            differ("the region partition", e["acsRegion"], r["region"])
+        if r["eventDate"] != t.strftime("%Y-%m-%d"):
+            differ("the date partition", t.strftime("%Y-%m-%d"), r["eventDate"])
+        if with_raw and json.loads(r["raw"]) != e:
+            differ("raw", e, r["raw"])
+    return len(sample)
+
+
 def duckdb_source(src, shape, cols):
     """DuckDB's reader for a shape, giving one row per event with the explicit columns."""
     if shape == "tree":
@@ -205,6 +289,8 @@ def main():
         data = make_shape(n, shape, args.work, tree)
         expected = info["events"]
         rows = {"trail": [], "DuckDB": [], "DuckDB tuned": [], "DuckDB per core": []}
+        sample = sample_events(tree)
+        checked = {label: 0 for label in rows}
         for _ in range(args.runs):
             store = os.path.join(args.work, f"ingest-bench-store-{n}")
             shutil.rmtree(store, ignore_errors=True)
@@ -215,6 +301,9 @@ def main():
             if summary["ingested"] != expected:
                 sys.exit(f"trail ingested {summary['ingested']} of {expected} events")
             rows["trail"].append((t, rss))
+            if not checked["trail"]:
+                checked["trail"] = sample_check(duck, f"{store}/events/**/*.parquet", sample,
+                                                "trail", with_raw=True)
             shutil.rmtree(store, ignore_errors=True)
             for label, tuned, threads in (("DuckDB", False, total_threads),
                                           ("DuckDB tuned", True, total_threads),
@@ -236,8 +325,13 @@ def main():
                     got = common.rows(out)[0][0]
                     if got != expected:
                         sys.exit(f"{label} wrote {got} of {expected} events")
+                    if not checked[label]:
+                        checked[label] = sample_check(duck, f"{out_dir}/**/*.parquet", sample,
+                                                      label, with_raw=False)
                 rows[label].append((t, rss))
                 shutil.rmtree(out_dir, ignore_errors=True)
+        print(f"{n:,} {shape}: input rows compared with each output: "
+              + ", ".join(f"{label} {k}" for label, k in checked.items() if k), flush=True)
         table.append((n, shape, expected, info, rows))
 
     print()
