@@ -54,6 +54,8 @@ pub struct CompactSummary {
     pub files_removed: u64,
     pub files_written: u64,
     pub rows: u64,
+    /// Seconds the compaction took.
+    pub secs: f64,
 }
 
 struct Cursor {
@@ -195,6 +197,7 @@ pub fn compact_partitions(
     opts: &CompactOptions,
     only: Option<&HashSet<String>>,
 ) -> Result<CompactSummary> {
+    let started = std::time::Instant::now();
     let mut summary = CompactSummary::default();
     let mut by_dir: BTreeMap<String, Vec<FileEntry>> = BTreeMap::new();
     for f in &guard.manifest().files {
@@ -264,5 +267,6 @@ pub fn compact_partitions(
             guard.commit(added, &removed, vec![])?;
         }
     }
+    summary.secs = started.elapsed().as_secs_f64();
     Ok(summary)
 }

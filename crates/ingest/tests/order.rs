@@ -153,3 +153,68 @@ fn ingest_and_compaction_keep_rows_in_name_then_time_order() {
         240
     );
 }
+
+/// One delivery of 30 events in each of three partitions (two regions, two days).
+fn spread_delivery(dir: &Path, k: u32) {
+    let mut body = String::new();
+    for (region, day) in [("cn-hangzhou", 17), ("cn-hangzhou", 18), ("cn-beijing", 17)] {
+        for i in 0..30 {
+            body.push_str(&format!(
+                "{{\"eventId\":\"s{k}-{region}-{day}-{i}\",\"eventName\":\"Op{}\",\"eventTime\":\"2020-12-{day}T{:02}:{:02}:00Z\",\"acsRegion\":\"{region}\"}}\n",
+                (i + k) % 3,
+                i % 24,
+                k % 60
+            ));
+        }
+    }
+    std::fs::write(dir.join(format!("s{k:02}.json")), body).unwrap();
+}
+
+#[test]
+fn compaction_merges_many_partitions_side_by_side_and_commits_each() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    let store = tmp.path().join("store");
+    let no_compact = IngestOptions {
+        compact: None,
+        ..opts()
+    };
+    for k in 0..6 {
+        spread_delivery(&input, k);
+        let s = ingest(&store, &[input.join(format!("s{k:02}.json"))], &no_compact);
+        assert_eq!(s.ingested, 90);
+    }
+    // 6 files in each of 3 partitions; at most 90 rows per merged file: two merges each.
+    let opts = CompactOptions {
+        min_files: 2,
+        max_rows: 90,
+        ..Default::default()
+    };
+    let sum = trail_ingest::compact_store(&store, &opts, false, |_| {}).unwrap();
+    assert_eq!(sum.partitions, 3, "{sum:?}");
+    assert_eq!(sum.files_removed, 18, "{sum:?}");
+    assert_eq!(sum.files_written, 6, "{sum:?}");
+    assert_eq!(sum.rows, 540, "{sum:?}");
+    let snap = trail_store::Store::open(&store)
+        .unwrap()
+        .snapshot()
+        .unwrap();
+    assert_eq!(snap.total_rows(), 540);
+    let mut per_dir = std::collections::BTreeMap::<String, u64>::new();
+    for (entry, path) in &snap.files {
+        assert_eq!(entry.rows, 90);
+        assert!(in_order(path), "merged file out of order");
+        let dir = entry.path.rsplit_once('/').unwrap().0.to_owned();
+        *per_dir.entry(dir).or_default() += 1;
+    }
+    assert_eq!(per_dir.len(), 3, "{per_dir:?}");
+    assert!(per_dir.values().all(|&n| n == 2), "{per_dir:?}");
+    assert_eq!(
+        read_all(&store).iter().map(|b| b.num_rows()).sum::<usize>(),
+        540
+    );
+    // Nothing left to do: a second compaction finds no partition with small files to merge.
+    let again = trail_ingest::compact_store(&store, &opts, false, |_| {}).unwrap();
+    assert_eq!(again.files_removed, 0, "{again:?}");
+}
