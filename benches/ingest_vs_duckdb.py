@@ -301,6 +301,11 @@ def main():
             if summary["ingested"] != expected:
                 sys.exit(f"trail ingested {summary['ingested']} of {expected} events")
             rows["trail"].append((t, rss))
+            c = summary.get("compaction") or {}
+            print(f"{n:,} {shape}: trail {t:.1f} s, {summary['files_written']} files in "
+                  f"{summary['partitions_written']} partitions, compaction merged "
+                  f"{c.get('rows', 0):,} rows of {c.get('partitions', 0)} partitions in "
+                  f"{c.get('secs', 0):.1f} s", flush=True)
             if not checked["trail"]:
                 checked["trail"] = sample_check(duck, f"{store}/events/**/*.parquet", sample,
                                                 "trail", with_raw=True)
