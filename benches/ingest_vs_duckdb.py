@@ -36,8 +36,10 @@ every generated event. After each engine's first run, 200 input events (one from
 files of the tree, fixed seed) are read back from its Parquet output with the DuckDB binary and
 compared column by column with the input: every declared column, the userIdentity fields, the
 JSON columns as parsed JSON, eventTime to the millisecond, the region and date partitions, and
-(for trail) the stored record text as parsed JSON. A difference stops the run. Printed: seconds, events/s and MB/s of JSON as the median with
-(min-max), peak RSS (max over runs), and trail's throughput and RSS relative to each DuckDB row.
+(for trail) the stored record text as parsed JSON. A difference stops the run. Each trail run
+prints its files, partitions and what compaction merged. Printed at the end: seconds, events/s
+and MB/s of JSON as the median with (min-max), peak RSS (max over runs), and trail's throughput
+and RSS relative to each DuckDB row.
 """
 import argparse
 import json

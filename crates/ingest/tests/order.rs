@@ -171,7 +171,7 @@ fn spread_delivery(dir: &Path, k: u32) {
 }
 
 #[test]
-fn compaction_merges_many_partitions_side_by_side_and_commits_each() {
+fn compaction_merges_several_partitions_in_runs_and_commits_each() {
     let tmp = tempfile::tempdir().unwrap();
     let input = tmp.path().join("in");
     std::fs::create_dir_all(&input).unwrap();
@@ -214,7 +214,7 @@ fn compaction_merges_many_partitions_side_by_side_and_commits_each() {
         read_all(&store).iter().map(|b| b.num_rows()).sum::<usize>(),
         540
     );
-    // Nothing left to do: a second compaction finds no partition with small files to merge.
+    // Nothing left to merge: each partition's two files are a full run of max_rows each.
     let again = trail_ingest::compact_store(&store, &opts, false, |_| {}).unwrap();
     assert_eq!(again.files_removed, 0, "{again:?}");
 }
