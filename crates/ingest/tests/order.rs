@@ -95,22 +95,34 @@ fn rewrite_in_time_order(path: &Path) {
     std::fs::rename(&tmp, path).unwrap();
 }
 
-#[test]
-fn ingest_and_compaction_keep_rows_in_name_then_time_order() {
-    let tmp = tempfile::tempdir().unwrap();
-    let input = tmp.path().join("in");
+/// A store in `dir` from six deliveries made by `make` (files `<prefix>NN.json` of `each`
+/// events), one ingest each without compaction: one file per partition per delivery.
+fn store_of_deliveries(
+    dir: &Path,
+    make: fn(&Path, u32),
+    prefix: &str,
+    each: u64,
+) -> std::path::PathBuf {
+    let input = dir.join("in");
     std::fs::create_dir_all(&input).unwrap();
-    let store = tmp.path().join("store");
+    let store = dir.join("store");
     let no_compact = IngestOptions {
         compact: None,
         ..opts()
     };
     for k in 0..6 {
-        delivery(&input, k);
-        let one = input.join(format!("d{k:02}.json"));
+        make(&input, k);
+        let one = input.join(format!("{prefix}{k:02}.json"));
         let s = ingest(&store, &[one], &no_compact);
-        assert_eq!(s.ingested, 40);
+        assert_eq!(s.ingested, each);
     }
+    store
+}
+
+#[test]
+fn ingest_and_compaction_keep_rows_in_name_then_time_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = store_of_deliveries(tmp.path(), delivery, "d", 40);
     let snap = trail_store::Store::open(&store)
         .unwrap()
         .snapshot()
@@ -173,18 +185,7 @@ fn spread_delivery(dir: &Path, k: u32) {
 #[test]
 fn compaction_merges_several_partitions_in_runs_and_commits_each() {
     let tmp = tempfile::tempdir().unwrap();
-    let input = tmp.path().join("in");
-    std::fs::create_dir_all(&input).unwrap();
-    let store = tmp.path().join("store");
-    let no_compact = IngestOptions {
-        compact: None,
-        ..opts()
-    };
-    for k in 0..6 {
-        spread_delivery(&input, k);
-        let s = ingest(&store, &[input.join(format!("s{k:02}.json"))], &no_compact);
-        assert_eq!(s.ingested, 90);
-    }
+    let store = store_of_deliveries(tmp.path(), spread_delivery, "s", 90);
     // 6 files in each of 3 partitions; at most 90 rows per merged file: two merges each.
     let opts = CompactOptions {
         min_files: 2,
