@@ -539,7 +539,8 @@ pub struct IngestArgs {
     #[arg(long, env = "TRAIL_NO_WAIT")]
     pub no_wait: bool,
     /// Decoder threads (0: one per core). A file reader thread, the writer (which dedups and
-    /// sorts) and as many encoder threads as decoders run beside them: 2N + 2 threads.
+    /// sorts) and as many encoder threads as decoders run beside them: 2N + 2 threads. The
+    /// compaction after the ingest merges partitions on N threads.
     #[arg(long, env = "TRAIL_THREADS", default_value_t = 0,
           value_parser = clap::value_parser!(u16).range(0..=1024))]
     pub threads: u16,
@@ -576,6 +577,11 @@ pub struct CompactArgs {
     /// Compact a partition once it has at least this many small files.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(2..=1_000_000))]
     pub min_files: u32,
+    /// Partitions merged side by side (0: one per core), as long as they read at most 32
+    /// files in all; a larger merge runs alone.
+    #[arg(long, env = "TRAIL_THREADS", default_value_t = 0,
+          value_parser = clap::value_parser!(u16).range(0..=1024))]
+    pub threads: u16,
     /// Fail at once if another trail process is writing the store.
     #[arg(long, env = "TRAIL_NO_WAIT")]
     pub no_wait: bool,

@@ -918,6 +918,7 @@ fn print_ingest(
 fn compact(store: &Path, a: args::CompactArgs) -> Result<ExitCode> {
     let opts = trail_ingest::CompactOptions {
         min_files: a.min_files as usize,
+        threads: usize::from(a.threads),
         ..Default::default()
     };
     let summary = trail_ingest::compact_store(store, &opts, !a.no_wait, |holder| {

@@ -1343,6 +1343,9 @@ fn ingest_once(
     let staged = writer.encoders.take_files();
     let audit_staged = std::mem::take(&mut writer.audit_staged);
     let mut summary = std::mem::take(&mut writer.summary);
+    // The dedup keys (up to KEY_CACHE_MAX), the idle encoder threads and the buffers go before
+    // the commit and the compaction, whose merges would otherwise sit on top of them.
+    drop(writer);
     summary.files_written = (staged.len() + audit_staged.len()) as u64;
     let touched: HashSet<String> = staged
         .iter()
@@ -1367,7 +1370,16 @@ fn ingest_once(
         &options,
     )?;
     if let Some(copts) = &opts.compact {
-        match compact_partitions(&mut guard, copts, Some(&touched)) {
+        // Merges get as many threads as the decoders had.
+        let copts = CompactOptions {
+            threads: if copts.threads == 0 {
+                threads
+            } else {
+                copts.threads
+            },
+            ..copts.clone()
+        };
+        match compact_partitions(&mut guard, &copts, Some(&touched)) {
             Ok(c) if c.files_removed > 0 => {
                 summary.generation = guard.manifest().generation;
                 summary.compaction = Some(c);

@@ -56,6 +56,15 @@ fn in_order(path: &Path) -> bool {
     keys.windows(2).all(|w| w[0] <= w[1])
 }
 
+/// The event ids of `path`, in file order.
+fn event_ids(path: &Path) -> Vec<String> {
+    let batches: Vec<RecordBatch> = trail_ingest::files::open_columns(path, &["eventId"])
+        .unwrap()
+        .map(|b| b.unwrap())
+        .collect();
+    strings(&batches, "eventId").into_iter().flatten().collect()
+}
+
 /// Rewrite `path` with the same rows in time order, declaring eventTime alone: a file as an
 /// older trail wrote it.
 fn rewrite_in_time_order(path: &Path) {
@@ -184,15 +193,50 @@ fn spread_delivery(dir: &Path, k: u32) {
 
 #[test]
 fn compaction_merges_several_partitions_in_runs_and_commits_each() {
+    compact_three_partitions_in_runs(1, 0);
+}
+
+#[test]
+fn compaction_on_several_threads_writes_the_same_store() {
+    // Every merge side by side (the bound admits all six), and one at a time (a bound below
+    // two merges' three files each): both as one thread.
+    let side_by_side = compact_three_partitions_in_runs(3, 1_000);
+    let bounded = compact_three_partitions_in_runs(2, 5);
+    let alone = compact_three_partitions_in_runs(1, 0);
+    assert_eq!(side_by_side, alone);
+    assert_eq!(bounded, alone);
+}
+
+/// Compact a store of 6 files in each of 3 partitions into runs of 90 rows, with `threads`
+/// merging side by side up to `parallel_inputs` files; returns each new file's partition and
+/// event ids in file order, in the order the manifest lists them.
+fn compact_three_partitions_in_runs(
+    threads: usize,
+    parallel_inputs: usize,
+) -> Vec<(String, Vec<String>)> {
     let tmp = tempfile::tempdir().unwrap();
     let store = store_of_deliveries(tmp.path(), spread_delivery, "s", 90);
+    let before = trail_store::Store::open(&store)
+        .unwrap()
+        .manifest()
+        .unwrap()
+        .generation;
     // 6 files in each of 3 partitions; at most 90 rows per merged file: two merges each.
     let opts = CompactOptions {
         min_files: 2,
         max_rows: 90,
+        threads,
+        parallel_inputs,
         ..Default::default()
     };
     let sum = trail_ingest::compact_store(&store, &opts, false, |_| {}).unwrap();
+    // One commit per partition.
+    let after = trail_store::Store::open(&store)
+        .unwrap()
+        .manifest()
+        .unwrap()
+        .generation;
+    assert_eq!(after, before + 3);
     assert_eq!(sum.partitions, 3, "{sum:?}");
     assert_eq!(sum.files_removed, 18, "{sum:?}");
     assert_eq!(sum.files_written, 6, "{sum:?}");
@@ -218,4 +262,11 @@ fn compaction_merges_several_partitions_in_runs_and_commits_each() {
     // Nothing left to merge: each partition's two files are a full run of max_rows each.
     let again = trail_ingest::compact_store(&store, &opts, false, |_| {}).unwrap();
     assert_eq!(again.files_removed, 0, "{again:?}");
+    snap.files
+        .iter()
+        .map(|(entry, path)| {
+            let dir = entry.path.rsplit_once('/').unwrap().0.to_owned();
+            (dir, event_ids(path))
+        })
+        .collect()
 }
