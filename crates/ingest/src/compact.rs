@@ -28,8 +28,8 @@ use crate::files::{EventFileWriter, in_stored_order, open_columns_batched};
 /// Rows the inputs of one merge hold decoded at once, in all. Each input also holds its
 /// current decompressed pages (about 3 MB: the bulky columns' pages are 1 MB); a heap profile
 /// of a merge of 26 files found the decoded batches at half its peak with 32K here and 16K
-/// output rows, and 8K and 4K took the peak RSS of compacting 48 partitions from 480 MiB to
-/// 330-350 MiB at the same speed.
+/// output rows, and 8K and 4K took the peak RSS of compacting 48 partitions from about 470 MiB
+/// to about 350 MiB at the same speed.
 const MERGE_ROWS: usize = 8 * 1024;
 /// Rows per merged output batch.
 const OUT_ROWS: usize = 4 * 1024;
@@ -372,7 +372,7 @@ pub fn compact_partitions(
         let (mut next, mut running, mut inputs_in_flight) = (0usize, 0usize, 0usize);
         let (mut committed, mut first_err) = (0usize, None);
         loop {
-            // Hand out merges in order while threads are free and their rows fit.
+            // Hand out merges in order while threads are free and their input files fit.
             while first_err.is_none()
                 && next < merges.len()
                 && running < threads
