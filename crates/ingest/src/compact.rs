@@ -214,14 +214,12 @@ struct Merge {
     rows: u64,
 }
 
-/// A partition being compacted: the files its merges remove, and the files they wrote.
+/// A partition being compacted: its merges' count and the files they remove.
 struct PartitionWork {
     dir: String,
     key: PartitionKey,
     removed: Vec<String>,
     merges: usize,
-    added: Vec<(usize, StagedFile)>,
-    done: usize,
 }
 
 /// Write one merge's file to `staged`; `None` if it came out empty.
@@ -302,8 +300,6 @@ pub fn compact_partitions(
             key,
             removed: Vec::new(),
             merges: 0,
-            added: Vec::new(),
-            done: 0,
         };
         for group in groups.into_iter().filter(|g| g.len() >= 2) {
             let paths: Vec<PathBuf> = group
@@ -337,12 +333,10 @@ pub fn compact_partitions(
     let (job_tx, job_rx) = sync_channel::<Job>(threads);
     let (done_tx, done_rx) = channel::<Done>();
     let job_rx = Arc::new(Mutex::new(job_rx));
-    let merges = &merges;
-    let keys: Vec<(String, PartitionKey)> = parts
-        .iter()
-        .map(|p| (p.dir.clone(), p.key.clone()))
-        .collect();
-    let keys = &keys;
+    let (merges, parts) = (&merges, &parts);
+    // Per partition, the files its merges wrote (by merge index) and how many merges finished.
+    let mut written: Vec<(Vec<(usize, StagedFile)>, usize)> =
+        parts.iter().map(|_| (Vec::new(), 0)).collect();
     std::thread::scope(|s| -> Result<()> {
         for _ in 0..threads {
             let job_rx = Arc::clone(&job_rx);
@@ -355,7 +349,7 @@ pub fn compact_partitions(
                     };
                     let Ok((i, staged, rel)) = next else { return };
                     let m = &merges[i];
-                    let (dir, key) = &keys[m.part];
+                    let PartitionWork { dir, key, .. } = &parts[m.part];
                     let result =
                         catch_unwind(AssertUnwindSafe(|| run_merge(m, dir, key, staged, rel)))
                             .unwrap_or_else(|_| {
@@ -397,10 +391,10 @@ pub fn compact_partitions(
             };
             running -= 1;
             inputs_in_flight -= merges[i].paths.len();
-            let part = &mut parts[merges[i].part];
-            part.done += 1;
+            let (added, done) = &mut written[merges[i].part];
+            *done += 1;
             match result {
-                Ok(Some(file)) => part.added.push((i, file)),
+                Ok(Some(file)) => added.push((i, file)),
                 Ok(None) => {}
                 Err(e) => {
                     first_err.get_or_insert(e);
@@ -410,13 +404,11 @@ pub fn compact_partitions(
                 continue;
             }
             // Commit the partitions, in order, whose merges are all written.
-            while committed < parts.len() && parts[committed].done == parts[committed].merges {
-                let part = &mut parts[committed];
-                part.added.sort_by_key(|(i, _)| *i);
-                let added: Vec<StagedFile> = std::mem::take(&mut part.added)
-                    .into_iter()
-                    .map(|(_, f)| f)
-                    .collect();
+            while committed < parts.len() && written[committed].1 == parts[committed].merges {
+                let part = &parts[committed];
+                let mut files = std::mem::take(&mut written[committed].0);
+                files.sort_by_key(|(i, _)| *i);
+                let added: Vec<StagedFile> = files.into_iter().map(|(_, f)| f).collect();
                 summary.rows += added.iter().map(|f| f.entry.rows).sum::<u64>();
                 summary.files_written += added.len() as u64;
                 summary.files_removed += part.removed.len() as u64;
