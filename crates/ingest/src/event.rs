@@ -91,6 +91,10 @@ pub struct Event<'a> {
     pub cloudtrail_keys: bool,
     /// The record carries `insightDetails`: an insight event, not a management event.
     pub is_insight: bool,
+    /// A top-level key that names a document's list of records or a digest file's contents
+    /// (`Records`, `Items`, `digestStartTime`, in any case): whether the object is an event or
+    /// a wrapper of them is the splitter's to decide (`records::Item::Candidate`).
+    pub wrapper_key: bool,
 }
 
 /// Lower-case an ASCII key into a small stack buffer; `None` when it cannot be a known key.
@@ -172,6 +176,7 @@ keyed_enum!(EventKey {
     VpcId => ["vpcid", "vpcendpointid"],
     SharedEventId => ["sharedeventid"],
     InsightDetails => ["insightdetails"],
+    Wrapper => ["records", "items", "digeststarttime"],
 });
 
 keyed_enum!(IdentityKey {
@@ -429,6 +434,10 @@ impl<'de> Deserialize<'de> for Event<'de> {
                         }
                         K::InsightDetails => {
                             e.is_insight = true;
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                        K::Wrapper => {
+                            e.wrapper_key = true;
                             map.next_value::<IgnoredAny>()?;
                         }
                         K::Other => {

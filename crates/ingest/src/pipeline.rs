@@ -30,7 +30,7 @@ use crate::batch::{BatchBuilder, NormalizeOptions, Rejection, check};
 use crate::compact::{CompactOptions, CompactSummary, compact_partitions};
 use crate::encode::{EncodeJob, EncoderPool};
 use crate::error::{IngestError, Result};
-use crate::event::parse_event;
+use crate::event::{Event, parse_event};
 use crate::files::load_keys;
 use crate::records::{self, Item, Location};
 use crate::source::{self, DiscoverOptions, Input, SkipReason, Skipped, SourceStats};
@@ -283,10 +283,56 @@ fn not_an_event(
     }
 }
 
-fn handle(name: &Arc<str>, item: Item<'_>, opts: &IngestOptions, out: &mut Decoded) {
+/// A data-audit log or a page of them names no event field: it skips the event parser, which
+/// would read all of it only to fail.
+fn looks_like_audit_log(text: &str) -> bool {
+    !text.contains("ventTime")
+        && !text.contains("ventName")
+        && (text.contains("\"LogTime\"") || text.contains("\"Items\""))
+}
+
+/// File a parsed event under its partition, or say why it is not one.
+fn take_event(
+    name: &Arc<str>,
+    event: &Event<'_>,
+    text: &str,
+    loc: Location,
+    opts: &IngestOptions,
+    out: &mut Decoded,
+) {
+    match check(event, &opts.normalize) {
+        Err(Rejection::Insight) => out.insight += 1,
+        Err(Rejection::Bad(error)) => not_an_event(name, text, loc, &|| error.clone(), opts, out),
+        Ok(checked) => {
+            let b = out.builder(checked.region, checked.date);
+            let before = b.bytes;
+            b.append(event, &checked, text);
+            let grown = b.bytes - before;
+            out.rows += 1;
+            out.bytes += grown;
+        }
+    }
+}
+
+/// Receive one of the splitter's items; `false` hands a candidate back (see `Item::Candidate`).
+fn handle(name: &Arc<str>, item: Item<'_>, opts: &IngestOptions, out: &mut Decoded) -> bool {
     match item {
         Item::Digest => out.digest += 1,
         Item::Bad { text, loc, error } => out.bad.push(bad(name, loc, error, text)),
+        Item::Candidate(text, loc) => {
+            // Only a well-formed event is taken here; everything else is the splitter's to
+            // check and report, exactly as if it had not been offered.
+            if text.len() > opts.max_record_bytes || looks_like_audit_log(text) {
+                return false;
+            }
+            match parse_event(text) {
+                Ok(event) if !event.wrapper_key => {
+                    out.records += 1;
+                    take_event(name, &event, text, loc, opts, out);
+                }
+                _ => return false,
+            }
+        }
         Item::Record(text, loc) => {
             out.records += 1;
             if text.len() > opts.max_record_bytes {
@@ -300,39 +346,23 @@ fn handle(name: &Arc<str>, item: Item<'_>, opts: &IngestOptions, out: &mut Decod
                     ),
                     text.as_bytes(),
                 ));
-                return;
+                return true;
             }
-            // A data-audit log or a page of them names no event field: it skips the event
-            // parser, which would read all of it only to fail.
-            if !text.contains("ventTime")
-                && !text.contains("ventName")
-                && (text.contains("\"LogTime\"") || text.contains("\"Items\""))
-            {
+            if looks_like_audit_log(text) {
                 let why = || match parse_event(text) {
                     Err(e) => e.to_string(),
                     Ok(_) => "neither an event nor a data-audit log".to_owned(),
                 };
-                return not_an_event(name, text, loc, &why, opts, out);
+                not_an_event(name, text, loc, &why, opts, out);
+                return true;
             }
             match parse_event(text) {
                 Err(e) => not_an_event(name, text, loc, &|| e.to_string(), opts, out),
-                Ok(event) => match check(&event, &opts.normalize) {
-                    Err(Rejection::Insight) => out.insight += 1,
-                    Err(Rejection::Bad(error)) => {
-                        not_an_event(name, text, loc, &|| error.clone(), opts, out)
-                    }
-                    Ok(checked) => {
-                        let b = out.builder(checked.region, checked.date);
-                        let before = b.bytes;
-                        b.append(&event, &checked, text);
-                        let grown = b.bytes - before;
-                        out.rows += 1;
-                        out.bytes += grown;
-                    }
-                },
+                Ok(event) => take_event(name, &event, text, loc, opts, out),
             }
         }
     }
+    true
 }
 
 fn decode(job: Job, opts: &IngestOptions, out: &mut Decoded) {
@@ -378,8 +408,10 @@ fn decode(job: Job, opts: &IngestOptions, out: &mut Decoded) {
             };
             records::split_file(&bytes, &mut |mut item| {
                 match &mut item {
-                    records::Item::Record(_, loc) | records::Item::Bad { loc, .. } => shift(loc),
-                    records::Item::Digest => {}
+                    Item::Record(_, loc) | Item::Candidate(_, loc) | Item::Bad { loc, .. } => {
+                        shift(loc)
+                    }
+                    Item::Digest => {}
                 }
                 handle(&name, item, opts, out)
             });

@@ -25,6 +25,12 @@ pub struct Location {
 pub enum Item<'a> {
     /// The JSON text of one record (an object, as far as the splitter checked).
     Record(&'a str, Location),
+    /// The text of what looks like one record (it opens with `{` and closes with `}`), not
+    /// checked: the receiver parses it once, as an event, and returns `true` if it took it. On
+    /// `false` the splitter checks the text itself and emits what it finds (a `Record`, a
+    /// document of records, `Bad`), just as if no candidate had been offered. This keeps a
+    /// well-formed record to one parse.
+    Candidate(&'a str, Location),
     /// A piece of the file that is not a usable record, with the reason.
     Bad {
         text: &'a [u8],
@@ -34,6 +40,9 @@ pub enum Item<'a> {
     /// The whole file is a CloudTrail digest file, not events.
     Digest,
 }
+
+/// Receives a splitter's items in order; its answer matters only for an [`Item::Candidate`].
+pub type Emit<'e, 'a> = dyn FnMut(Item<'a>) -> bool + 'e;
 
 /// Byte-order mark that some tools put in front of UTF-8 files.
 const BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -47,7 +56,23 @@ fn skip_ws(buf: &[u8], mut pos: usize) -> usize {
 
 /// The number of line breaks in `buf`.
 pub fn newlines(buf: &[u8]) -> u64 {
-    buf.iter().filter(|&&b| b == b'\n').count() as u64
+    memchr::memchr_iter(b'\n', buf).count() as u64
+}
+
+/// `buf` without JSON whitespace at its end.
+fn trim_ws_end(buf: &[u8]) -> &[u8] {
+    let end = buf
+        .iter()
+        .rposition(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+        .map_or(0, |i| i + 1);
+    &buf[..end]
+}
+
+/// `text` as a candidate record if it is shaped like one object: `{`...`}` in UTF-8.
+fn candidate(text: &[u8]) -> Option<&str> {
+    (text.first() == Some(&b'{') && text.last() == Some(&b'}'))
+        .then(|| std::str::from_utf8(text).ok())
+        .flatten()
 }
 
 fn line_at(buf: &[u8], offset: usize, first_line: u64) -> u64 {
@@ -132,7 +157,7 @@ impl ElementScanner {
                     self.escaped = true;
                 } else if b == b'"' {
                     self.in_string = false;
-                } else if let Some(n) = memchr2(b'"', b'\\', &buf[i + 1..]) {
+                } else if let Some(n) = memchr::memchr2(b'"', b'\\', &buf[i + 1..]) {
                     // Skip the rest of the string's plain bytes at once.
                     i += n;
                 } else {
@@ -154,13 +179,8 @@ impl ElementScanner {
     }
 }
 
-/// The position of the first `a` or `b` in `hay`.
-fn memchr2(a: u8, b: u8, hay: &[u8]) -> Option<usize> {
-    hay.iter().position(|&c| c == a || c == b)
-}
-
 /// Split a whole file (already decompressed). `emit` is called for every item in order.
-pub fn split_file<'a>(buf: &'a [u8], emit: &mut dyn FnMut(Item<'a>)) {
+pub fn split_file<'a>(buf: &'a [u8], emit: &mut Emit<'_, 'a>) {
     let body = buf.strip_prefix(BOM).unwrap_or(buf);
     let base = buf.len() - body.len();
     if skip_ws(body, 0) == body.len() {
@@ -186,14 +206,32 @@ pub fn split_file<'a>(buf: &'a [u8], emit: &mut dyn FnMut(Item<'a>)) {
 }
 
 /// Split a chunk of complete lines starting at line `first_line`.
-pub fn split_lines<'a>(buf: &'a [u8], first_line: u64, emit: &mut dyn FnMut(Item<'a>)) {
-    for (this, line) in (first_line..).zip(buf.split(|&b| b == b'\n')) {
+pub fn split_lines<'a>(buf: &'a [u8], first_line: u64, emit: &mut Emit<'_, 'a>) {
+    let mut start = 0;
+    for this in first_line.. {
+        let end = memchr::memchr(b'\n', &buf[start..]).map_or(buf.len(), |n| start + n);
+        let line = &buf[start..end];
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let line = line.strip_prefix(BOM).unwrap_or(line);
-        if skip_ws(line, 0) == line.len() {
-            continue;
+        let first = skip_ws(line, 0);
+        if first < line.len() {
+            let offered = candidate(trim_ws_end(&line[first..])).is_some_and(|text| {
+                emit(Item::Candidate(
+                    text,
+                    Location {
+                        line: this,
+                        index: None,
+                    },
+                ))
+            });
+            if !offered {
+                split_document(line, this, emit);
+            }
         }
-        split_document(line, this, emit);
+        if end == buf.len() {
+            break;
+        }
+        start = end + 1;
     }
 }
 
@@ -222,7 +260,7 @@ fn describe(text: &str) -> &'static str {
 }
 
 /// Split one JSON document (a whole file, or one line) starting at line `first_line`.
-pub fn split_document<'a>(doc: &'a [u8], first_line: u64, emit: &mut dyn FnMut(Item<'a>)) {
+pub fn split_document<'a>(doc: &'a [u8], first_line: u64, emit: &mut Emit<'_, 'a>) {
     let start = skip_ws(doc, 0);
     let loc = Location {
         line: line_at(doc, start, first_line),
@@ -276,7 +314,7 @@ pub fn split_document<'a>(doc: &'a [u8], first_line: u64, emit: &mut dyn FnMut(I
                             loc,
                             error: format!("invalid UTF-8: {e}"),
                         }),
-                    }
+                    };
                 }
             }
             Err(err) => salvage_object(doc, start, first_line, err, emit),
@@ -290,7 +328,7 @@ pub fn split_document<'a>(doc: &'a [u8], first_line: u64, emit: &mut dyn FnMut(I
                 text: doc,
                 loc,
                 error,
-            })
+            });
         }
     }
 }
@@ -311,7 +349,7 @@ fn split_array<'a>(
     doc: &'a [u8],
     open: usize,
     first_line: u64,
-    emit: &mut dyn FnMut(Item<'a>),
+    emit: &mut Emit<'_, 'a>,
 ) -> Option<usize> {
     let mut pos = skip_ws(doc, open + 1);
     let mut index = 0u64;
@@ -333,8 +371,18 @@ fn split_array<'a>(
             line: line_of(pos),
             index: Some(index),
         };
-        match value_at(doc, pos) {
-            Ok((value, end)) => {
+        // Offered unchecked first: its end is found by scanning, not by parsing it.
+        let taken = match ElementScanner::default().next(doc, pos) {
+            Some(Boundary::Comma(end) | Boundary::End(end)) => {
+                candidate(trim_ws_end(&doc[pos..end]))
+                    .is_some_and(|text| emit(Item::Candidate(text, loc)))
+                    .then_some(end)
+            }
+            None => None,
+        };
+        let checked = match taken {
+            Some(end) => Ok(end),
+            None => value_at(doc, pos).map(|(value, end)| {
                 let text = value.get();
                 if text.starts_with('{') {
                     emit(Item::Record(text, loc));
@@ -345,6 +393,11 @@ fn split_array<'a>(
                         error: format!("record {index} is {}, not an event object", describe(text)),
                     });
                 }
+                end
+            }),
+        };
+        match checked {
+            Ok(end) => {
                 pos = skip_ws(doc, end);
                 match doc.get(pos) {
                     Some(b',') => pos = skip_ws(doc, pos + 1),
@@ -393,7 +446,7 @@ fn salvage_object<'a>(
     start: usize,
     first_line: u64,
     err: serde_json::Error,
-    emit: &mut dyn FnMut(Item<'a>),
+    emit: &mut Emit<'_, 'a>,
 ) {
     let mut pos = skip_ws(doc, start + 1);
     while doc.get(pos) == Some(&b'"') {
@@ -448,16 +501,89 @@ mod tests {
 
     type Split = (Vec<(String, Location)>, Vec<(Location, String)>, bool);
 
-    fn run(buf: &[u8]) -> Split {
+    /// Split `buf`; candidates are taken when `take` and they parse as events, as the ingest
+    /// does, else handed back to the splitter.
+    fn split_taking(buf: &[u8], take: bool) -> Split {
         let mut good = vec![];
         let mut bad = vec![];
         let mut digest = false;
-        split_file(buf, &mut |item| match item {
-            Item::Record(t, l) => good.push((t.to_owned(), l)),
-            Item::Bad { loc, error, .. } => bad.push((loc, error)),
-            Item::Digest => digest = true,
+        split_file(buf, &mut |item| {
+            match item {
+                Item::Record(t, l) => good.push((t.to_owned(), l)),
+                Item::Candidate(t, l) => {
+                    let taken = take && crate::event::parse_event(t).is_ok_and(|e| !e.wrapper_key);
+                    if taken {
+                        good.push((t.to_owned(), l));
+                    }
+                    return taken;
+                }
+                Item::Bad { loc, error, .. } => bad.push((loc, error)),
+                Item::Digest => digest = true,
+            }
+            true
         });
         (good, bad, digest)
+    }
+
+    /// Split `buf`, and check that taking candidates changes nothing: the same records, at the
+    /// same places, and the same errors as when the splitter checks every one itself.
+    fn run(buf: &[u8]) -> Split {
+        let checked = split_taking(buf, false);
+        assert_eq!(
+            split_taking(buf, true),
+            checked,
+            "{:?}",
+            String::from_utf8_lossy(buf)
+        );
+        checked
+    }
+
+    /// Pieces of documents, good and broken, that the property test below strings together.
+    const PIECES: &[&str] = &[
+        "{\"eventName\":\"a\",\"eventTime\":\"2024-01-01T00:00:00Z\"}",
+        "{\"eventName\":\"b\\\"}]\",\"requestParameters\":{\"x\":[1,{\"y\":\"]\"}]}}",
+        "{\"Records\":[",
+        "{\"records\":",
+        "{\"R\\u0065cords\":[{\"eventName\":\"q\"}]}",
+        "{\"Items\":[{\"LogTime\":1}],\"TotalCount\":1}",
+        "{\"digestStartTime\":\"x\",\"logFiles\":[]}",
+        "{\"digestStartTime\":\"x\"}",
+        "{\"eventName\":{\"not\":\"a string\"}}",
+        "{\"eventId\":\"1\",\"eventId\":\"2\"}",
+        "{\"a\":1}}",
+        "{\"a\":[1}",
+        "\"text\"",
+        "42",
+        "[",
+        "]",
+        "{",
+        "}",
+        ",",
+        " ",
+        "\n",
+        "\r\n",
+        "\u{feff}",
+        "\u{a0}",
+        "\u{c}",
+        "\\",
+    ];
+
+    proptest::proptest! {
+        #[test]
+        fn taking_candidates_changes_nothing(
+            picks in proptest::collection::vec(0..PIECES.len(), 1..14),
+            cut in 0usize..400,
+            invalid_utf8 in proptest::bool::ANY,
+        ) {
+            let mut doc: Vec<u8> = picks.iter().flat_map(|&i| PIECES[i].bytes()).collect();
+            if invalid_utf8 && !doc.is_empty() {
+                let at = cut % doc.len();
+                doc.insert(at, 0xff);
+            }
+            run(&doc);
+            // The same pieces cut short, as a truncated delivery would be.
+            run(&doc[..cut.min(doc.len())]);
+        }
     }
 
     #[test]
