@@ -153,20 +153,72 @@ pub struct BatchBuilder {
 
 impl Default for BatchBuilder {
     fn default() -> Self {
-        let sb = |n| (0..n).map(|_| StringBuilder::new()).collect::<Vec<_>>();
+        Self::with_capacity(&Capacity::default())
+    }
+}
+
+/// How much a builder's columns held: rows, and text bytes per string column. A decoder sizes
+/// each partition's next builder from what the last one for that partition held, so columns
+/// are allocated once instead of growing (each doubling copies what they hold: for the `raw`
+/// column, the whole record text again).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Capacity {
+    rows: usize,
+    /// Bytes per string builder: `strings`, `identity`, `attrs`, `issuer`, in that order.
+    /// Empty: the builders' own default capacities.
+    bytes: Vec<usize>,
+}
+
+impl Capacity {
+    /// This capacity with room for `1/8` more, as the next chunk rarely has exactly as many
+    /// rows.
+    pub fn with_headroom(&self) -> Capacity {
+        let more = |n: usize| n.saturating_add(n / 8);
+        Capacity {
+            rows: more(self.rows),
+            bytes: self.bytes.iter().map(|&b| more(b)).collect(),
+        }
+    }
+}
+
+impl BatchBuilder {
+    /// Builders sized for `cap` (the default capacities where it says nothing).
+    pub fn with_capacity(cap: &Capacity) -> Self {
+        let rows = cap.rows;
+        let mut bytes = cap.bytes.iter().copied();
+        let mut sb = |n| {
+            (0..n)
+                .map(|_| match bytes.next() {
+                    Some(b) => StringBuilder::with_capacity(rows, b),
+                    None => StringBuilder::new(),
+                })
+                .collect::<Vec<_>>()
+        };
         BatchBuilder {
             strings: sb(N_STRINGS),
-            time: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
-            is_global: BooleanBuilder::new(),
             identity: sb(schema::USER_IDENTITY_FIELDS.len()),
-            identity_valid: NullBufferBuilder::new(0),
-            context_valid: NullBufferBuilder::new(0),
             attrs: sb(schema::ATTRIBUTES_FIELDS.len()),
-            attrs_valid: NullBufferBuilder::new(0),
             issuer: sb(schema::SESSION_ISSUER_FIELDS.len()),
-            issuer_valid: NullBufferBuilder::new(0),
-            keys: Vec::new(),
+            time: TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC"),
+            is_global: BooleanBuilder::with_capacity(rows),
+            identity_valid: NullBufferBuilder::new(rows),
+            context_valid: NullBufferBuilder::new(rows),
+            attrs_valid: NullBufferBuilder::new(rows),
+            issuer_valid: NullBufferBuilder::new(rows),
+            keys: Vec::with_capacity(rows),
             bytes: 0,
+        }
+    }
+
+    /// What the columns hold now: the capacity a builder for as many rows again needs.
+    pub fn held(&self) -> Capacity {
+        Capacity {
+            rows: self.len(),
+            bytes: [&self.strings, &self.identity, &self.attrs, &self.issuer]
+                .into_iter()
+                .flatten()
+                .map(|b| b.values_slice().len())
+                .collect(),
         }
     }
 }
@@ -409,5 +461,60 @@ impl BatchBuilder {
         let batch = RecordBatch::try_new(schema::event_schema(), cols)
             .unwrap_or_else(|e| unreachable!("builder columns match the schema: {e}"));
         (batch, self.keys)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
+mod tests {
+    use super::*;
+    use crate::event::parse_event;
+
+    fn fill(b: &mut BatchBuilder, texts: &[String]) {
+        for t in texts {
+            let e = parse_event(t).unwrap();
+            let c = check(&e, &NormalizeOptions::default()).unwrap();
+            b.append(&e, &c, t);
+        }
+    }
+
+    fn texts(n: usize) -> Vec<String> {
+        (0..n)
+            .map(|i| {
+                let who = if i % 3 == 0 {
+                    String::new()
+                } else {
+                    format!(
+                        r#","userIdentity":{{"type":"ram-user","userName":"u{i}","sessionContext":{{"attributes":{{"mfaAuthenticated":"false"}}}}}}"#
+                    )
+                };
+                format!(
+                    r#"{{"eventId":"e-{i}","eventTime":"2026-10-01T00:00:00Z","acsRegion":"cn-hangzhou","eventName":"Describe{i}"{who}}}"#
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_builder_sized_from_what_another_held_builds_the_same_batch() {
+        let rows = texts(300);
+        let mut first = BatchBuilder::default();
+        fill(&mut first, &rows);
+        let held = first.held();
+        let (want, want_keys) = first.finish();
+
+        let mut sized = BatchBuilder::with_capacity(&held.with_headroom());
+        fill(&mut sized, &rows);
+        assert_eq!(sized.held(), held);
+        let raw = N_STRINGS - 1;
+        assert!(held.bytes[raw] >= rows.iter().map(String::len).sum::<usize>());
+        let (got, got_keys) = sized.finish();
+        assert_eq!(got, want);
+        assert_eq!(got_keys, want_keys);
+
+        // A capacity from a builder that saw fewer rows, or none, still builds them all.
+        let mut small = BatchBuilder::with_capacity(&Capacity::default());
+        fill(&mut small, &rows);
+        assert_eq!(small.finish().0, want);
     }
 }

@@ -26,7 +26,7 @@ use trail_store::order::{self, SortKey};
 use trail_store::{Store, StoreError, WriteGuard};
 
 use crate::audit::{self, AuditBuilder};
-use crate::batch::{BatchBuilder, NormalizeOptions, Rejection, check};
+use crate::batch::{BatchBuilder, Capacity, NormalizeOptions, Rejection, check};
 use crate::compact::{CompactOptions, CompactSummary, compact_partitions};
 use crate::encode::{EncodeJob, EncoderPool};
 use crate::error::{IngestError, Result};
@@ -73,7 +73,7 @@ impl Default for IngestOptions {
         IngestOptions {
             normalize: NormalizeOptions::default(),
             threads: 0,
-            memory_budget: 96 << 20,
+            memory_budget: 72 << 20,
             max_file_rows: 1_000_000,
             max_record_bytes: 16 << 20,
             wait_for_lock: true,
@@ -208,19 +208,33 @@ struct Decoded {
     files_done: u64,
     rows: usize,
     bytes: usize,
+    /// What the decoder's previous chunk held per partition, to size this one's builders.
+    sizes: Vec<(PartitionKey, Capacity)>,
 }
 
 impl Decoded {
+    /// An empty chunk whose builders are sized from what `prev` held.
+    fn after(prev: &Decoded) -> Decoded {
+        Decoded {
+            sizes: prev
+                .parts
+                .iter()
+                .map(|(k, b)| (k.clone(), b.held().with_headroom()))
+                .collect(),
+            ..Decoded::default()
+        }
+    }
+
     fn builder(&mut self, region: Option<&str>, date: chrono::NaiveDate) -> &mut BatchBuilder {
-        let i = match self
-            .parts
-            .iter()
-            .position(|(k, _)| k.date == date && k.region.as_deref() == region)
-        {
+        let same = |k: &PartitionKey| k.date == date && k.region.as_deref() == region;
+        let i = match self.parts.iter().position(|(k, _)| same(k)) {
             Some(i) => i,
             None => {
-                self.parts
-                    .push((PartitionKey::new(region, date), BatchBuilder::default()));
+                let builder = match self.sizes.iter().find(|(k, _)| same(k)) {
+                    Some((_, cap)) => BatchBuilder::with_capacity(cap),
+                    None => BatchBuilder::default(),
+                };
+                self.parts.push((PartitionKey::new(region, date), builder));
                 self.parts.len() - 1
             }
         };
@@ -1310,8 +1324,11 @@ fn ingest_once(
                     };
                     let Ok(job) = job else { break };
                     decode(job, opts, &mut acc);
-                    if acc.is_full() && tx.send(std::mem::take(&mut acc)).is_err() {
-                        return;
+                    if acc.is_full() {
+                        let next = Decoded::after(&acc);
+                        if tx.send(std::mem::replace(&mut acc, next)).is_err() {
+                            return;
+                        }
                     }
                 }
                 let _ = tx.send(acc);
