@@ -17,7 +17,8 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TRAIL = os.path.join(ROOT, "target", "release", "trail")
+# $TRAIL_BIN: another build (one saved aside while target/ is rebuilt, or an older one).
+TRAIL = os.environ.get("TRAIL_BIN") or os.path.join(ROOT, "target", "release", "trail")
 
 
 def trail_binary():
