@@ -735,55 +735,17 @@ fn midnight_bounds_become_partition_filters_with_the_same_rows() {
     assert!(plan.contains("eventTime"), "an hour bound is kept: {plan}");
 }
 
-/// Committed files are read with the stored schema (no `ARROW:schema` decoding, nested strings
-/// straight into views); a Parquet file the manifest does not list is still read, from its own
-/// footer, even when its columns differ.
-#[test]
-fn committed_files_carry_the_stored_schema_and_others_their_own() {
-    use datafusion::arrow::array::StringArray;
-    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+/// The scanned files of `SELECT userIdentity.userName FROM events`, split into those read with
+/// the stored schema and those read from their own footers.
+fn scanned_files(store: &Path) -> (Vec<String>, Vec<String>) {
+    use datafusion::arrow::datatypes::DataType;
     use datafusion::datasource::physical_plan::FileScanConfig;
     use datafusion::datasource::source::DataSourceExec;
     use datafusion::physical_plan::ExecutionPlan;
     use std::sync::Arc;
 
-    let (_dir, store) = actiontrail_store(false);
-    // A file written by another tool, with two of the columns, in a partition directory.
-    let part = store.join("events/region=cn-hangzhou/eventDate=2024-05-01");
-    std::fs::create_dir_all(&part).unwrap();
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("eventId", DataType::Utf8, true),
-        Field::new("eventName", DataType::Utf8, true),
-    ]));
-    let batch = RecordBatch::try_new(
-        schema.clone(),
-        vec![
-            Arc::new(StringArray::from(vec!["FOREIGN-1"])),
-            Arc::new(StringArray::from(vec!["GetUser"])),
-        ],
-    )
-    .unwrap();
-    let file = std::fs::File::create(part.join("foreign.parquet")).unwrap();
-    let mut writer = parquet::arrow::ArrowWriter::try_new(file, schema, None).unwrap();
-    writer.write(&batch).unwrap();
-    writer.close().unwrap();
-
-    let foreign = scalar(
-        &store,
-        "SELECT count(*) FROM events WHERE eventId = 'FOREIGN-1' AND userIdentity.userName IS NULL",
-    );
-    assert_eq!(foreign, "1");
-    let users = query(
-        &store,
-        "SELECT userIdentity.userName AS u, count(*) AS n FROM events GROUP BY 1 ORDER BY 1",
-    );
-    assert!(rows(&users) > 1, "{}", text(&users));
-
-    // Which files the scan hands a schema to.
-    let (hinted, unhinted) = rt().block_on(async {
-        let engine = Engine::open(&store, EngineOptions::default())
-            .await
-            .unwrap();
+    rt().block_on(async {
+        let engine = Engine::open(store, EngineOptions::default()).await.unwrap();
         let plan = engine
             .sql("SELECT userIdentity.userName FROM events")
             .await
@@ -820,13 +782,78 @@ fn committed_files_carry_the_stored_schema_and_others_their_own() {
             }
         }
         (hinted, unhinted)
-    });
+    })
+}
+
+/// The events table is the manifest's files, read with the stored schema (no `ARROW:schema`
+/// decoding, nested strings straight into views). A Parquet file the manifest does not list is
+/// not part of the table, unless the manifest holds a commit still being applied: then the
+/// directories are listed, and such a file is read from its own footer, even when its columns
+/// differ.
+#[test]
+fn the_table_is_the_manifests_files_with_the_stored_schema() {
+    use datafusion::arrow::array::StringArray;
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use std::sync::Arc;
+
+    let (_dir, store) = actiontrail_store(false);
     let committed = trail_store::Store::open(&store)
         .unwrap()
         .manifest()
         .unwrap()
         .files
         .len();
+    let events_before = scalar(&store, "SELECT count(*) FROM events");
+    // A file written by another tool, with two of the columns, in a partition directory.
+    let part = store.join("events/region=cn-hangzhou/eventDate=2024-05-01");
+    std::fs::create_dir_all(&part).unwrap();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("eventId", DataType::Utf8, true),
+        Field::new("eventName", DataType::Utf8, true),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(StringArray::from(vec!["FOREIGN-1"])),
+            Arc::new(StringArray::from(vec!["GetUser"])),
+        ],
+    )
+    .unwrap();
+    let file = std::fs::File::create(part.join("foreign.parquet")).unwrap();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(file, schema, None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+
+    // Not in the manifest: not in the table.
+    assert_eq!(
+        scalar(
+            &store,
+            "SELECT count(*) FROM events WHERE eventId = 'FOREIGN-1'"
+        ),
+        "0"
+    );
+    assert_eq!(scalar(&store, "SELECT count(*) FROM events"), events_before);
+    let (hinted, unhinted) = scanned_files(&store);
+    assert_eq!(hinted.len(), committed, "{hinted:?}");
+    assert!(unhinted.is_empty(), "{unhinted:?}");
+
+    // A commit interrupted before its deletions were done: the directories are listed.
+    let path = store.join("_trail/manifest.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    manifest["pending"] = serde_json::json!({"renames": [], "deletes": ["events/gone.parquet"]});
+    std::fs::write(&path, serde_json::to_vec(&manifest).unwrap()).unwrap();
+    let foreign = scalar(
+        &store,
+        "SELECT count(*) FROM events WHERE eventId = 'FOREIGN-1' AND userIdentity.userName IS NULL",
+    );
+    assert_eq!(foreign, "1");
+    let users = query(
+        &store,
+        "SELECT userIdentity.userName AS u, count(*) AS n FROM events GROUP BY 1 ORDER BY 1",
+    );
+    assert!(rows(&users) > 1, "{}", text(&users));
+    let (hinted, unhinted) = scanned_files(&store);
     assert_eq!(hinted.len(), committed, "{hinted:?}");
     assert_eq!(unhinted.len(), 1, "{unhinted:?}");
     assert!(unhinted[0].ends_with("foreign.parquet"), "{unhinted:?}");

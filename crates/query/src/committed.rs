@@ -1,26 +1,34 @@
-//! The `events` table: a listing of the store's Parquet files that reads each committed file
-//! with the schema the store format promises.
+//! The `events` table: the store's committed Parquet files, read with the schema the store
+//! format promises, and listed from the manifest.
 //!
 //! Every file the manifest lists was written by `trail ingest` with the event schema of the
 //! store format (`trail-store/1`). Handing that schema to the Parquet reader, rather than
 //! letting it decode the `ARROW:schema` footer entry of each file, lets it read the strings
 //! inside `userIdentity` as `Utf8View` directly. Left to the footer's schema, they come out as
 //! `Utf8` and are cast per batch, which made a `GROUP BY userIdentity.userName` over 10M events
-//! spend a third of its scan time casting. A file under `events/` that the manifest does not list
-//! (one copied in by hand, or committed after the manifest was read) is read as before, from its
-//! own footer.
+//! spend a third of its scan time casting.
+//!
+//! In a local store the files to scan come from the manifest too, through DataFusion's
+//! list-files cache ([`ManifestListing`]): a fresh process neither walks the partition
+//! directories nor stats each file, and a query sees one committed snapshot, never a commit's
+//! files half moved in or a compaction's inputs beside its output. (A store in a bucket has its
+//! listings answered from the manifest by its object store, `bucketfs`.) A file under `events/`
+//! that no manifest lists (copied in by hand, or left by an interrupted commit) is not part of
+//! the table. Only when the manifest cannot be read, or holds a commit still being applied, are
+//! the partition directories listed as a plain listing table would, and files the manifest does
+//! not know are then read from their own footers.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{ScanArgs, ScanResult, Session, TableProvider};
 use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
-use datafusion::common::{Constraints, Statistics};
+use datafusion::common::{Constraints, Statistics, TableReference};
 use datafusion::datasource::TableType;
 use datafusion::datasource::listing::ListingTable;
 use datafusion::datasource::listing::PartitionedFile;
@@ -28,12 +36,15 @@ use datafusion::datasource::physical_plan::FileScanConfig;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::Result as DfResult;
+use datafusion::execution::cache::cache_manager::CachedFileList;
+use datafusion::execution::cache::{Cache, CacheEntryInfo, TableScopedPath};
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::{LogicalPlan, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::prelude::Expr;
 use futures::StreamExt;
+use object_store::ObjectMeta;
 use object_store::ObjectStoreExt;
 use object_store::path::Path as ObjectPath;
 use trail_store::summary::Summary;
@@ -41,73 +52,51 @@ use trail_store::{Store, layout};
 
 use crate::filefilter::{self, FileFacts};
 
-/// The manifest's committed files (by path relative to `events/`), with the manifest file's
-/// identity when they were read.
+/// The committed files of the manifest last read, with the manifest file's identity when it was
+/// read.
 struct Committed {
     stamp: (SystemTime, u64),
-    paths: Arc<Files>,
+    snapshot: Snapshot,
 }
 
+/// Committed files by path relative to `events/`.
 type Files = HashMap<String, FileFacts>;
 
-/// Loaded summaries by their path relative to the store (`None`: unreadable, admit the file).
-/// Summaries never change under their names.
-type Summaries = HashMap<String, Option<Arc<Summary>>>;
-
-/// Summaries kept in memory at most (bytes); beyond it the cache starts again.
-const SUMMARY_CACHE_BYTES: usize = 256 << 20;
-
-/// A [`ListingTable`] over `events/` whose scans carry the stored schema for committed files.
-pub(crate) struct CommittedEvents {
-    inner: ListingTable,
-    store: Store,
-    /// The object-store path of `events/`, as the listing's file locations start.
-    prefix: String,
-    /// The schema of a committed file as the reader should produce it (no partition columns).
-    file_schema: SchemaRef,
-    committed: Mutex<Option<Committed>>,
-    /// Where the store's objects are (for reading summaries) and the object path of its root.
-    object_store_url: ObjectStoreUrl,
-    root: String,
-    summaries: Mutex<(Summaries, usize)>,
+/// What one manifest says about `events/`.
+#[derive(Clone)]
+struct Snapshot {
+    files: Arc<Files>,
+    /// The files as a listing of `events/` would return them; `None` in a bucket, and when the
+    /// manifest could not be read or holds a commit still being applied (the directories are
+    /// listed then).
+    listing: Option<Arc<Vec<ObjectMeta>>>,
 }
 
-impl CommittedEvents {
-    pub(crate) fn new(
-        inner: ListingTable,
-        store: Store,
-        prefix: String,
-        file_schema: SchemaRef,
-        object_store_url: ObjectStoreUrl,
-    ) -> Self {
-        let root = prefix
-            .trim_end_matches('/')
-            .strip_suffix(layout::EVENTS_DIR)
-            .unwrap_or("")
-            .trim_end_matches('/')
-            .to_owned();
-        CommittedEvents {
-            inner,
+/// The manifest's view of `events/`, shared by the table (facts for pruning) and the session's
+/// list-files cache (the files to scan).
+pub(crate) struct ManifestFiles {
+    store: Store,
+    /// The object-store path of `events/`, as a listing's file locations start.
+    prefix: String,
+    committed: Mutex<Option<Committed>>,
+}
+
+impl ManifestFiles {
+    pub(crate) fn new(store: Store, prefix: String) -> Self {
+        ManifestFiles {
             store,
-            prefix,
-            file_schema,
+            prefix: prefix.trim_end_matches('/').to_owned(),
             committed: Mutex::new(None),
-            object_store_url,
-            root,
-            summaries: Mutex::new((HashMap::new(), 0)),
         }
     }
 
-    /// Paths (relative to `events/`) of the committed files. Read again only when the manifest
-    /// file changed (a commit replaces it by rename). A set that is out of date does no harm:
-    /// every file any manifest listed has the stored schema, and a file missing from the set is
-    /// read from its own footer. A manifest that cannot be read gives an empty set: every file
-    /// is then read from its footer, as a plain listing would.
+    /// The committed files. Read again only when the manifest file changed (a commit replaces
+    /// it by rename). A manifest that cannot be read gives no files and no listing: every file
+    /// is then listed and read from its footer, as a plain listing table would.
     ///
     /// For a store in a bucket this is also where a query picks its snapshot: the latest
-    /// manifest version (one LIST of the versions newer than the last one read), whose files
-    /// the table's listing then returns.
-    fn committed(&self) -> Arc<Files> {
+    /// manifest version (one LIST of the versions newer than the last one read).
+    fn snapshot(&self) -> Snapshot {
         let manifest = self.store.manifest_path();
         // In a bucket the version just listed is the manifest to read (no second request).
         let (stamp, latest) = match self.store.bucket().map(|b| b.latest()) {
@@ -127,39 +116,75 @@ impl CommittedEvents {
         if let (Some(stamp), Some(c)) = (stamp, cache.as_ref())
             && c.stamp == stamp
         {
-            return Arc::clone(&c.paths);
+            return c.snapshot.clone();
         }
         let events = format!("{}/", layout::EVENTS_DIR);
         let read = match latest {
             Some(m) => Ok(m),
             None => self.store.manifest(),
         };
-        let paths: Arc<Files> = Arc::new(match read {
-            Ok(m) => m
-                .files
-                .into_iter()
-                .filter_map(|f| {
+        let snapshot = match read {
+            Ok(m) => {
+                let listed = self.store.bucket().is_none()
+                    && m.pending.renames.is_empty()
+                    && m.pending.deletes.is_empty();
+                let mut listing = Vec::with_capacity(if listed { m.files.len() } else { 0 });
+                let mut files = HashMap::with_capacity(m.files.len());
+                for f in m.files {
+                    let Some(rel) = f.path.strip_prefix(&events) else {
+                        continue;
+                    };
+                    if listed {
+                        listing.push(self.object_meta(rel, f.bytes, f.generation));
+                    }
                     let facts = FileFacts {
                         rows: f.rows,
                         min_time_us: f.min_time_us,
                         max_time_us: f.max_time_us,
                         summary: f.summary.map(|s| (s.path, s.bytes)),
                     };
-                    Some((f.path.strip_prefix(&events)?.to_owned(), facts))
-                })
-                .collect(),
-            Err(e) => {
-                tracing::debug!("manifest unreadable, files read from their footers: {e}");
-                HashMap::new()
+                    files.insert(rel.to_owned(), facts);
+                }
+                Snapshot {
+                    files: Arc::new(files),
+                    listing: listed.then(|| Arc::new(listing)),
+                }
             }
-        });
+            Err(e) => {
+                tracing::debug!("manifest unreadable, files listed and read from footers: {e}");
+                Snapshot {
+                    files: Arc::new(HashMap::new()),
+                    listing: None,
+                }
+            }
+        };
         if let Some(stamp) = stamp {
             *cache = Some(Committed {
                 stamp,
-                paths: Arc::clone(&paths),
+                snapshot: snapshot.clone(),
             });
         }
-        paths
+        snapshot
+    }
+
+    /// A committed file as a listing of `events/` would describe it. Files never change under
+    /// their names, so the commit's generation stands in for the modification time (the
+    /// footer cache keys on path, size and time).
+    fn object_meta(&self, rel: &str, bytes: u64, generation: u64) -> ObjectMeta {
+        let full = format!("{}/{rel}", self.prefix);
+        // Stored paths are already escaped (`layout`): taken as they are.
+        let location = ObjectPath::parse(&full).unwrap_or_else(|_| ObjectPath::from(full));
+        ObjectMeta {
+            location,
+            last_modified: chrono::DateTime::from_timestamp(
+                i64::try_from(generation).unwrap_or(i64::MAX),
+                0,
+            )
+            .unwrap_or_default(),
+            size: bytes,
+            e_tag: None,
+            version: None,
+        }
     }
 
     /// The committed facts of a file the scan lists, by its object location.
@@ -168,6 +193,122 @@ impl CommittedEvents {
             .strip_prefix(self.prefix.as_str())?
             .trim_start_matches('/');
         committed.get(rel)
+    }
+}
+
+/// DataFusion's list-files cache for a session on a store: the listing of `events/` is the
+/// manifest's file list (see the module notes). Every other listing goes to the object store,
+/// and nothing is kept, since a session (the REPL) stays open while `trail ingest` adds files
+/// and compaction replaces them: a listing cached at the first query would miss the new events
+/// and name files that are gone.
+pub(crate) struct ManifestListing(pub(crate) Arc<ManifestFiles>);
+
+impl ManifestListing {
+    fn is_events(&self, key: &TableScopedPath) -> bool {
+        key.table.is_none() && key.path.as_ref() == self.0.prefix
+    }
+}
+
+impl Cache<TableScopedPath, CachedFileList> for ManifestListing {
+    fn get(&self, key: &TableScopedPath) -> Option<CachedFileList> {
+        if !self.is_events(key) {
+            return None;
+        }
+        let files = self.0.snapshot().listing?;
+        Some(CachedFileList { files })
+    }
+
+    fn put(&self, _key: &TableScopedPath, _value: CachedFileList) -> Option<CachedFileList> {
+        None
+    }
+
+    fn remove(&self, _key: &TableScopedPath) -> Option<CachedFileList> {
+        None
+    }
+
+    fn contains_key(&self, _key: &TableScopedPath) -> bool {
+        false
+    }
+
+    fn len(&self) -> usize {
+        0
+    }
+
+    fn clear(&self) {}
+
+    fn name(&self) -> String {
+        "trail manifest listing".to_owned()
+    }
+
+    fn cache_limit(&self) -> usize {
+        // Holds nothing; DataFusion only consults a list-files cache whose limit is not zero.
+        1
+    }
+
+    fn update_cache_limit(&self, _limit: usize) {}
+
+    fn cache_ttl(&self) -> Option<Duration> {
+        None
+    }
+
+    fn update_cache_ttl(&self, _ttl: Option<Duration>) {}
+
+    fn drop_table_entries(&self, _table_ref: &TableReference) -> DfResult<()> {
+        Ok(())
+    }
+
+    fn list_entries(
+        &self,
+    ) -> datafusion::common::HashMap<TableScopedPath, CacheEntryInfo<CachedFileList>> {
+        datafusion::common::HashMap::default()
+    }
+}
+
+/// Loaded summaries by their path relative to the store (`None`: unreadable, admit the file).
+/// Summaries never change under their names.
+type Summaries = HashMap<String, Option<Arc<Summary>>>;
+
+/// Summaries kept in memory at most (bytes); beyond it the cache starts again.
+const SUMMARY_CACHE_BYTES: usize = 256 << 20;
+
+/// A [`ListingTable`] over `events/` whose scans carry the stored schema for committed files and
+/// only the files the filters may match.
+pub(crate) struct CommittedEvents {
+    inner: ListingTable,
+    files: Arc<ManifestFiles>,
+    /// The schema of a committed file as the reader should produce it (no partition columns).
+    file_schema: SchemaRef,
+    /// Where the store's objects are (for reading summaries) and the object path of its root.
+    object_store_url: ObjectStoreUrl,
+    root: String,
+    summaries: Mutex<(Summaries, usize)>,
+}
+
+impl CommittedEvents {
+    pub(crate) fn new(
+        inner: ListingTable,
+        files: Arc<ManifestFiles>,
+        file_schema: SchemaRef,
+        object_store_url: ObjectStoreUrl,
+    ) -> Self {
+        let root = files
+            .prefix
+            .strip_suffix(layout::EVENTS_DIR)
+            .unwrap_or("")
+            .trim_end_matches('/')
+            .to_owned();
+        CommittedEvents {
+            inner,
+            files,
+            file_schema,
+            object_store_url,
+            root,
+            summaries: Mutex::new((HashMap::new(), 0)),
+        }
+    }
+
+    fn facts<'a>(&self, committed: &'a Files, location: &str) -> Option<&'a FileFacts> {
+        self.files.facts(committed, location)
     }
 
     /// Load (once per process) the summaries of the committed files in `plan` that the time
@@ -258,7 +399,7 @@ impl CommittedEvents {
         plan: Arc<dyn ExecutionPlan>,
         filters: &[Expr],
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let committed = self.committed();
+        let committed = self.files.snapshot().files;
         if committed.is_empty() {
             return Ok(plan);
         }
@@ -344,7 +485,7 @@ fn balance(mut files: Vec<PartitionedFile>, groups: usize) -> Vec<FileGroup> {
 impl std::fmt::Debug for CommittedEvents {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CommittedEvents")
-            .field("prefix", &self.prefix)
+            .field("prefix", &self.files.prefix)
             .finish_non_exhaustive()
     }
 }

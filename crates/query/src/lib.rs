@@ -45,7 +45,7 @@ use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
 use datafusion::error::DataFusionError;
-use datafusion::execution::cache::cache_manager::CacheManagerConfig;
+use datafusion::execution::cache::cache_manager::{CacheManagerConfig, ListFilesCache};
 use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
@@ -247,13 +247,20 @@ impl Engine {
             2 * threads
         };
         config = config.with_target_partitions(partitions);
-        // No cached directory listings: a session (the REPL) stays open while `trail ingest`
-        // adds files and compaction replaces them, and a listing cached at the first query
-        // would miss the new events and name files that are gone. Listing is cheap next to
-        // reading; the Parquet footers stay cached (keyed by path, size and mtime).
+        // The events table's files come from the manifest, not from listing its directories
+        // (`committed`); no other listing is cached. The Parquet footers stay cached (keyed
+        // by path, size and time).
+        let events_url = store_dir_url(&store, layout::EVENTS_DIR)?;
+        let manifest_files = Arc::new(committed::ManifestFiles::new(
+            store.clone(),
+            events_url.prefix().as_ref().to_owned(),
+        ));
+        let listing: Arc<ListFilesCache> =
+            Arc::new(committed::ManifestListing(Arc::clone(&manifest_files)));
         let mut runtime = RuntimeEnvBuilder::new().with_cache_manager(
             CacheManagerConfig::default()
-                .with_list_files_cache_limit(0)
+                .with_list_files_cache(Some(listing))
+                .with_list_files_cache_limit(1)
                 .with_metadata_cache_limit(METADATA_CACHE_BYTES),
         );
         if let Some(limit) = options.memory_limit {
@@ -279,17 +286,10 @@ impl Engine {
         register_functions(&ctx, &intel)?;
         register_object_stores(&store, ctx.runtime_env().as_ref())?;
         let parquet = parquet_options(&ctx);
-        let events_url = store_dir_url(&store, layout::EVENTS_DIR)?;
         let object_store_url = events_url.object_store();
-        let (events, prefix, file_schema) =
-            listing_table(events_url, &schema::event_schema(), &parquet)?;
-        let events = committed::CommittedEvents::new(
-            events,
-            store.clone(),
-            prefix,
-            file_schema,
-            object_store_url,
-        );
+        let (events, file_schema) = listing_table(events_url, &schema::event_schema(), &parquet)?;
+        let events =
+            committed::CommittedEvents::new(events, manifest_files, file_schema, object_store_url);
         ctx.register_table(EVENTS_TABLE, Arc::new(events))?;
         let insights_dir = store.root().join(INSIGHTS_DIR);
         // In a bucket, a listing of a prefix that holds nothing is an empty table; asking
@@ -698,7 +698,7 @@ fn listing_table(
     url: ListingTableUrl,
     table_schema: &Schema,
     parquet: &TableParquetOptions,
-) -> Result<(ListingTable, String, SchemaRef)> {
+) -> Result<(ListingTable, SchemaRef)> {
     let options = ListingOptions::new(Arc::new(
         ParquetFormat::default().with_options(parquet.clone()),
     ))
@@ -707,12 +707,11 @@ fn listing_table(
         (schema::PART_REGION.to_owned(), DataType::Utf8),
         (schema::PART_DATE.to_owned(), DataType::Date32),
     ]);
-    let prefix = url.prefix().as_ref().to_owned();
     let file_schema = view_schema(table_schema);
     let config = ListingTableConfig::new(url)
         .with_listing_options(options)
         .with_schema(Arc::clone(&file_schema));
-    Ok((ListingTable::try_new(config)?, prefix, file_schema))
+    Ok((ListingTable::try_new(config)?, file_schema))
 }
 
 #[cfg(test)]
