@@ -737,7 +737,7 @@ fn midnight_bounds_become_partition_filters_with_the_same_rows() {
 
 /// The scanned files of `SELECT userIdentity.userName FROM events`, split into those read with
 /// the stored schema and those read from their own footers.
-fn scanned_files(store: &Path) -> (Vec<String>, Vec<String>) {
+fn files_by_schema(store: &Path) -> (Vec<String>, Vec<String>) {
     use datafusion::arrow::datatypes::DataType;
     use datafusion::datasource::physical_plan::FileScanConfig;
     use datafusion::datasource::source::DataSourceExec;
@@ -833,7 +833,7 @@ fn the_table_is_the_manifests_files_with_the_stored_schema() {
         "0"
     );
     assert_eq!(scalar(&store, "SELECT count(*) FROM events"), events_before);
-    let (hinted, unhinted) = scanned_files(&store);
+    let (hinted, unhinted) = files_by_schema(&store);
     assert_eq!(hinted.len(), committed, "{hinted:?}");
     assert!(unhinted.is_empty(), "{unhinted:?}");
 
@@ -853,7 +853,7 @@ fn the_table_is_the_manifests_files_with_the_stored_schema() {
         "SELECT userIdentity.userName AS u, count(*) AS n FROM events GROUP BY 1 ORDER BY 1",
     );
     assert!(rows(&users) > 1, "{}", text(&users));
-    let (hinted, unhinted) = scanned_files(&store);
+    let (hinted, unhinted) = files_by_schema(&store);
     assert_eq!(hinted.len(), committed, "{hinted:?}");
     assert_eq!(unhinted.len(), 1, "{unhinted:?}");
     assert!(unhinted[0].ends_with("foreign.parquet"), "{unhinted:?}");
