@@ -204,8 +204,10 @@ impl ManifestFiles {
 pub(crate) struct ManifestListing(pub(crate) Arc<ManifestFiles>);
 
 impl ManifestListing {
+    /// The key is the local store's `events/` listing (in a bucket, reading the manifest here
+    /// would cost a LIST request for a listing the object store answers anyway).
     fn is_events(&self, key: &TableScopedPath) -> bool {
-        key.table.is_none() && key.path.as_ref() == self.0.prefix
+        self.0.store.bucket().is_none() && key.table.is_none() && key.path.as_ref() == self.0.prefix
     }
 }
 
