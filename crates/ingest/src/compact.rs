@@ -1,10 +1,10 @@
 //! Compaction: merge a partition's small files into one, as crash-safe as ingest.
 //!
 //! The merged file is written to staging, then one commit adds it and removes the inputs, so
-//! every reader sees each event exactly once before and after. Inputs are each in the store's
-//! row order (`trail_store::order`: eventName, then eventTime); a k-way merge keeps the output
-//! in that order while holding one batch per input. A file that does not declare that order
-//! (written before it was the store's) is left as it is.
+//! every reader sees each event exactly once before and after. Each row group of an input is in
+//! the store's row order (`trail_store::order`: eventName, then eventTime); a k-way merge of
+//! the row groups keeps the output in that order while holding one batch per row group. A file
+//! that does not declare that order (written before it was the store's) is left as it is.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashSet};
@@ -23,7 +23,7 @@ use trail_store::order::SortKey;
 use trail_store::{FileEntry, WriteGuard};
 
 use crate::error::{IngestError, Result};
-use crate::files::{EventFileWriter, in_stored_order, open_columns_batched};
+use crate::files::{EventFileWriter, open_row_groups, sorted_runs};
 
 /// Rows the inputs of one merge hold decoded at once, in all. Each input also holds its
 /// current decompressed pages (about 3 MB: the bulky columns' pages are 1 MB); a heap profile
@@ -33,6 +33,9 @@ use crate::files::{EventFileWriter, in_stored_order, open_columns_batched};
 const MERGE_ROWS: usize = 8 * 1024;
 /// Rows per merged output batch.
 const OUT_ROWS: usize = 4 * 1024;
+/// Sorted runs (row groups) one merge reads at most, unless a single file has more: each holds
+/// its current pages while the merge runs.
+const MAX_MERGE_RUNS: usize = 32;
 
 /// When and how to compact.
 #[derive(Debug, Clone, Serialize)]
@@ -45,9 +48,9 @@ pub struct CompactOptions {
     pub max_rows: u64,
     /// Merges run side by side on at most this many threads (0: one per core)...
     pub threads: usize,
-    /// ...while the files they read add up to at most this many. A merge's memory grows with
-    /// its inputs (each holds its decompressed pages and a share of the decoded rows); one
-    /// merge alone may read more.
+    /// ...while the sorted runs (row groups) they read add up to at most this many. A merge's
+    /// memory grows with its inputs (each holds its decompressed pages and a share of the
+    /// decoded rows); one merge alone may read more.
     pub parallel_inputs: usize,
 }
 
@@ -123,27 +126,30 @@ impl Cursor {
     }
 }
 
-/// Merge files in the store's row order into batches of at most `out_rows` rows in that order,
-/// handing each to `sink`.
+/// Merge files whose row groups are each in the store's row order into batches of at most
+/// `out_rows` rows in that order, handing each to `sink`; `runs` is their row groups in all.
 fn merge_sorted(
     paths: &[PathBuf],
+    runs: usize,
     out_rows: usize,
     sink: &mut dyn FnMut(RecordBatch) -> Result<()>,
 ) -> Result<()> {
-    // Every input holds one decoded batch while the merge runs: keep their sum near
-    // MERGE_ROWS rows whatever the number of inputs (whole rows with `raw` are ~1.5 KB).
-    let batch_rows = (MERGE_ROWS / paths.len().max(1)).clamp(256, 8192);
+    // Every run holds one decoded batch while the merge runs: keep their sum near MERGE_ROWS
+    // rows whatever the number of runs (whole rows with `raw` are ~1.5 KB).
+    let batch_rows = (MERGE_ROWS / runs.max(1)).clamp(256, 8192);
     let mut cursors = Vec::new();
     for p in paths {
-        let mut c = Cursor {
-            reader: open_columns_batched(p, &[], batch_rows)?,
-            batch: None,
-            keys: Vec::new(),
-            row: 0,
-            path: p.clone(),
-        };
-        if c.advance_batch()? {
-            cursors.push(c);
+        for reader in open_row_groups(p, batch_rows)? {
+            let mut c = Cursor {
+                reader,
+                batch: None,
+                keys: Vec::new(),
+                row: 0,
+                path: p.clone(),
+            };
+            if c.advance_batch()? {
+                cursors.push(c);
+            }
         }
     }
     let mut heap: BinaryHeap<Reverse<HeapKey>> = BinaryHeap::with_capacity(cursors.len());
@@ -211,6 +217,8 @@ struct Merge {
     /// Index of its partition among those being compacted.
     part: usize,
     paths: Vec<PathBuf>,
+    /// The inputs' row groups, each a sorted run.
+    runs: usize,
     rows: u64,
 }
 
@@ -231,7 +239,7 @@ fn run_merge(
     rel: String,
 ) -> Result<Option<StagedFile>> {
     let mut out = EventFileWriter::create(staged, m.rows as usize)?;
-    merge_sorted(&m.paths, OUT_ROWS, &mut |b| out.write(&b))?;
+    merge_sorted(&m.paths, m.runs, OUT_ROWS, &mut |b| out.write(&b))?;
     let file = out.finish(rel, key)?;
     if let Some(f) = &file
         && f.entry.rows != m.rows
@@ -274,24 +282,27 @@ pub fn compact_partitions(
         }
         let mut files = files
             .into_iter()
-            .map(|f| Ok(in_stored_order(&store.readable_path(&f.path)?)?.then_some(f)))
+            .map(|f| Ok(sorted_runs(&store.readable_path(&f.path)?)?.map(|runs| (f, runs))))
             .filter_map(Result::transpose)
             .collect::<Result<Vec<_>>>()?;
         if files.len() < opts.min_files.max(2) {
             continue;
         }
-        files.sort_by_key(|f| (f.min_time_us, f.path.clone()));
-        // Group into runs of at most max_rows.
-        let mut groups: Vec<Vec<FileEntry>> = vec![];
+        files.sort_by_key(|(f, _)| (f.min_time_us, f.path.clone()));
+        // Group into merges of at most max_rows rows and MAX_MERGE_RUNS sorted runs.
+        let mut groups: Vec<(Vec<FileEntry>, usize)> = vec![];
         let mut rows = 0;
-        for f in files {
-            if groups.is_empty() || rows + f.rows > opts.max_rows {
-                groups.push(vec![]);
-                rows = 0;
-            }
-            rows += f.rows;
-            if let Some(g) = groups.last_mut() {
-                g.push(f);
+        for (f, runs) in files {
+            match groups.last_mut() {
+                Some((g, r)) if rows + f.rows <= opts.max_rows && *r + runs <= MAX_MERGE_RUNS => {
+                    rows += f.rows;
+                    *r += runs;
+                    g.push(f);
+                }
+                _ => {
+                    rows = f.rows;
+                    groups.push((vec![f], runs));
+                }
             }
         }
         let key = PartitionKey::parse_dir(&dir)?;
@@ -301,7 +312,7 @@ pub fn compact_partitions(
             removed: Vec::new(),
             merges: 0,
         };
-        for group in groups.into_iter().filter(|g| g.len() >= 2) {
+        for (group, runs) in groups.into_iter().filter(|(g, _)| g.len() >= 2) {
             let paths: Vec<PathBuf> = group
                 .iter()
                 .map(|f| store.readable_path(&f.path))
@@ -309,6 +320,7 @@ pub fn compact_partitions(
             merges.push(Merge {
                 part: parts.len(),
                 paths,
+                runs,
                 rows: group.iter().map(|f| f.rows).sum(),
             });
             work.merges += 1;
@@ -370,8 +382,7 @@ pub fn compact_partitions(
             while first_err.is_none()
                 && next < merges.len()
                 && running < threads
-                && (running == 0
-                    || inputs_in_flight + merges[next].paths.len() <= opts.parallel_inputs)
+                && (running == 0 || inputs_in_flight + merges[next].runs <= opts.parallel_inputs)
             {
                 let (staged, rel) = guard.new_file(&parts[merges[next].part].key);
                 if job_tx.send((next, staged, rel)).is_err() {
@@ -379,7 +390,7 @@ pub fn compact_partitions(
                     break;
                 }
                 running += 1;
-                inputs_in_flight += merges[next].paths.len();
+                inputs_in_flight += merges[next].runs;
                 next += 1;
             }
             if running == 0 {
@@ -390,7 +401,7 @@ pub fn compact_partitions(
                 break;
             };
             running -= 1;
-            inputs_in_flight -= merges[i].paths.len();
+            inputs_in_flight -= merges[i].runs;
             let (added, done) = &mut written[merges[i].part];
             *done += 1;
             match result {

@@ -6,6 +6,12 @@
 //! rows; the pool gathers them in that order, encodes and compresses them, and hands back the
 //! staged file. Files keep the names the writer gave them when it submitted the work, so the
 //! store's contents do not depend on which encoder finished first.
+//!
+//! A partition cut while it is still receiving rows (the buffer was full, not the partition
+//! complete) need not become a file of its own: its file stays open in the pool and the
+//! partition's next cut is appended to it as a new row group, each row group sorted on its
+//! own. So a day that does not fit in the buffer is written once, as one file per partition,
+//! where it used to be written in pieces and merged by compaction, writing it a second time.
 
 use std::collections::{BTreeMap, HashMap};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -26,10 +32,24 @@ use crate::files::EventFileWriter;
 /// partition itself doubled peak memory.
 const GATHER_ROWS: usize = 2 * 1024;
 
+/// Rows an open file takes before it is closed; its summary's and bloom filters' sizes (they
+/// are folded to what the rows need when written).
+pub const APPEND_ROWS: usize = 64 * 1024;
+/// Files kept open for appends at most; past it the one used longest ago is closed. Each
+/// holds its summary's filters (about 0.6 MB at [`APPEND_ROWS`]) and a file descriptor.
+pub const MAX_OPEN_FILES: usize = 32;
+
+/// A partition's file kept open for its next rows.
+pub struct OpenFile {
+    out: EventFileWriter,
+    rel: String,
+}
+
 /// One partition's rows, and the order to write them in.
 pub struct EncodeJob {
     pub key: PartitionKey,
-    /// Where to write (staging) and the path the file will have in the store.
+    /// Where to write (staging) and the path the file will have in the store, if the
+    /// partition has no open file (otherwise ignored).
     pub staged: PathBuf,
     pub rel: String,
     pub batches: Vec<RecordBatch>,
@@ -37,25 +57,75 @@ pub struct EncodeJob {
     pub order: Vec<(usize, usize)>,
     /// Memory the batches hold, as the writer counted it.
     pub bytes: usize,
+    /// Keep the file open for the partition's next rows (unless it has [`APPEND_ROWS`]).
+    pub keep_open: bool,
+    /// The partition's open file, which the pool hands to the job.
+    file: Option<OpenFile>,
+}
+
+impl EncodeJob {
+    pub fn new(
+        key: PartitionKey,
+        (staged, rel): (PathBuf, String),
+        batches: Vec<RecordBatch>,
+        order: Vec<(usize, usize)>,
+        bytes: usize,
+        keep_open: bool,
+    ) -> Self {
+        EncodeJob {
+            key,
+            staged,
+            rel,
+            batches,
+            order,
+            bytes,
+            keep_open,
+            file: None,
+        }
+    }
+}
+
+enum Encoded {
+    Open(OpenFile),
+    Closed(Option<StagedFile>),
 }
 
 struct Done {
     seq: u64,
     key: PartitionKey,
     bytes: usize,
-    result: Result<Option<StagedFile>>,
+    result: Result<Encoded>,
 }
 
-/// Write one partition's rows, in order, to its staged file.
-fn encode(job: &EncodeJob) -> Result<Option<StagedFile>> {
+/// Write one partition's rows, in order, to its open file or a new one; then keep the file
+/// open or close it.
+fn encode(job: &mut EncodeJob) -> Result<Encoded> {
+    let mut file = match job.file.take() {
+        Some(f) => f,
+        None => {
+            let rows = job.order.len();
+            let hint = if job.keep_open {
+                rows.max(APPEND_ROWS)
+            } else {
+                rows
+            };
+            OpenFile {
+                out: EventFileWriter::create(job.staged.clone(), hint)?,
+                rel: job.rel.clone(),
+            }
+        }
+    };
     let batches: Vec<&RecordBatch> = job.batches.iter().collect();
-    let mut out = EventFileWriter::create(job.staged.clone(), job.order.len())?;
     for chunk in job.order.chunks(GATHER_ROWS) {
         let sorted = arrow::compute::interleave_record_batch(&batches, chunk)
             .map_err(|e| IngestError::arrow("assembling rows", e))?;
-        out.write(&sorted)?;
+        file.out.write(&sorted)?;
     }
-    out.finish(job.rel.clone(), &job.key)
+    if job.keep_open && file.out.rows() < APPEND_ROWS as u64 {
+        file.out.end_row_group()?;
+        return Ok(Encoded::Open(file));
+    }
+    Ok(Encoded::Closed(file.out.finish(file.rel, &job.key)?))
 }
 
 /// A fixed set of encoder threads with at most one job each in flight.
@@ -71,6 +141,8 @@ pub struct EncoderPool {
     pending: HashMap<PartitionKey, usize>,
     /// Finished files by submission order.
     done: BTreeMap<u64, StagedFile>,
+    /// Files kept open for appends, with the submission that last wrote to each.
+    open: HashMap<PartitionKey, (OpenFile, u64)>,
 }
 
 impl EncoderPool {
@@ -90,8 +162,8 @@ impl EncoderPool {
                             Ok(rx) => rx.recv(),
                             Err(_) => return,
                         };
-                        let Ok((seq, job)) = next else { return };
-                        let result = catch_unwind(AssertUnwindSafe(|| encode(&job)))
+                        let Ok((seq, mut job)) = next else { return };
+                        let result = catch_unwind(AssertUnwindSafe(|| encode(&mut job)))
                             .unwrap_or_else(|_| {
                                 Err(IngestError::Internal(format!(
                                     "encoding {} panicked",
@@ -122,6 +194,7 @@ impl EncoderPool {
             in_flight_bytes: 0,
             pending: HashMap::new(),
             done: BTreeMap::new(),
+            open: HashMap::new(),
         }
     }
 
@@ -145,9 +218,58 @@ impl EncoderPool {
         self.pending.get(key).is_some_and(|n| *n > 0)
     }
 
-    /// Hand a partition to an encoder. The caller keeps at most [`Self::threads`] in flight
-    /// (see [`Self::wait_one`]); more wait in the queue.
-    pub fn submit(&mut self, job: EncodeJob) -> Result<()> {
+    /// Whether `key` has a file open for appends.
+    pub fn has_open(&self, key: &PartitionKey) -> bool {
+        self.open.contains_key(key)
+    }
+
+    /// Files open for appends.
+    pub fn open_files(&self) -> usize {
+        self.open.len()
+    }
+
+    /// The partition whose open file was written longest ago.
+    pub fn least_recent_open(&self) -> Option<PartitionKey> {
+        self.open
+            .iter()
+            .min_by_key(|(_, (_, seq))| *seq)
+            .map(|(k, _)| k.clone())
+    }
+
+    /// Partitions with an open file, in partition order.
+    pub fn open_partitions(&self) -> Vec<PartitionKey> {
+        let mut keys: Vec<PartitionKey> = self.open.keys().cloned().collect();
+        keys.sort();
+        keys
+    }
+
+    /// A job that closes `key`'s open file (writes its footer and summary) and adds no rows.
+    pub fn close_job(key: PartitionKey) -> EncodeJob {
+        EncodeJob::new(
+            key,
+            (PathBuf::new(), String::new()),
+            Vec::new(),
+            Vec::new(),
+            0,
+            false,
+        )
+    }
+
+    /// Hand a partition to an encoder, with its open file if it has one. The caller keeps at
+    /// most [`Self::threads`] in flight (see [`Self::wait_one`]); more wait in the queue. A
+    /// partition's jobs must not overlap: submit one only once [`Self::is_pending`] is false.
+    pub fn submit(&mut self, mut job: EncodeJob) -> Result<()> {
+        if self.is_pending(&job.key) {
+            return Err(IngestError::Internal(format!(
+                "{} submitted while its file is being written",
+                job.key.dir()
+            )));
+        }
+        job.file = self.open.remove(&job.key).map(|(f, _)| f);
+        if job.file.is_none() && job.order.is_empty() && !job.keep_open {
+            // Nothing to write and no file to close.
+            return Ok(());
+        }
         let seq = self.next_seq;
         self.next_seq += 1;
         self.in_flight += 1;
@@ -174,9 +296,15 @@ impl EncoderPool {
                 self.pending.remove(&d.key);
             }
         }
-        if let Some(file) = d.result? {
-            on_done(&d.key, &file);
-            self.done.insert(d.seq, file);
+        match d.result? {
+            Encoded::Open(f) => {
+                self.open.insert(d.key, (f, d.seq));
+            }
+            Encoded::Closed(Some(file)) => {
+                on_done(&d.key, &file);
+                self.done.insert(d.seq, file);
+            }
+            Encoded::Closed(None) => {}
         }
         Ok(())
     }
@@ -208,7 +336,8 @@ impl EncoderPool {
         Ok(())
     }
 
-    /// The staged files written so far, in the order they were submitted.
+    /// The staged files written so far, in the order they were submitted (files still open
+    /// are not among them: close them first).
     pub fn take_files(&mut self) -> Vec<StagedFile> {
         std::mem::take(&mut self.done).into_values().collect()
     }
@@ -251,15 +380,18 @@ mod tests {
 
     fn job(dir: &std::path::Path, name: &str, tag: &str, n: usize) -> EncodeJob {
         let (key, b) = batch(tag, n);
-        EncodeJob {
-            key: key.clone(),
-            staged: dir.join(format!("{name}.parquet")),
-            rel: format!("{}/{name}.parquet", key.dir()),
-            bytes: b.get_array_memory_size(),
-            // Backwards: the file must come out in this order, not the batch's.
-            order: (0..n).rev().map(|r| (0, r)).collect(),
-            batches: vec![b],
-        }
+        let rel = format!("{}/{name}.parquet", key.dir());
+        let bytes = b.get_array_memory_size();
+        // Backwards: the file must come out in this order, not the batch's.
+        let order = (0..n).rev().map(|r| (0, r)).collect();
+        EncodeJob::new(
+            key,
+            (dir.join(format!("{name}.parquet")), rel),
+            vec![b],
+            order,
+            bytes,
+            false,
+        )
     }
 
     fn ids(path: &std::path::Path) -> Vec<String> {

@@ -18,7 +18,8 @@ use crate::batch::dedup_key;
 use crate::error::{IngestError, Result};
 
 /// A Parquet event file being written to staging; rows must arrive in the store's row order
-/// ([`trail_store::order`]), which the file declares.
+/// ([`trail_store::order`]) within each row group, which every row group declares. A file may
+/// take several row groups ([`EventFileWriter::end_row_group`]), each sorted on its own.
 pub struct EventFileWriter {
     staged: PathBuf,
     writer: ArrowWriter<File>,
@@ -46,6 +47,19 @@ impl EventFileWriter {
             max: i64::MIN,
             summary: SummaryBuilder::new(rows_hint),
         })
+    }
+
+    /// Rows written so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Close the row group being written: rows written after this start a new one, sorted on
+    /// its own. The file stays open.
+    pub fn end_row_group(&mut self) -> Result<()> {
+        self.writer
+            .flush()
+            .map_err(|e| IngestError::parquet(&self.staged, e))
     }
 
     /// Append rows.
@@ -152,17 +166,41 @@ pub fn open_columns_batched(
         .map_err(|e| IngestError::parquet(path, e))
 }
 
-/// Does this event file declare the store's row order ([`trail_store::order`]) in every row
-/// group? Compaction merges only such files.
-pub fn in_stored_order(path: &Path) -> Result<bool> {
+/// If this event file declares the store's row order ([`trail_store::order`]) in every row
+/// group, its number of row groups (each a sorted run); `None` if it does not. Compaction
+/// merges only such files.
+pub fn sorted_runs(path: &Path) -> Result<Option<usize>> {
     let file = File::open(path).map_err(|e| IngestError::io(path, e))?;
     let md = parquet::file::metadata::ParquetMetaDataReader::new()
         .parse_and_finish(&file)
         .map_err(|e| IngestError::parquet(path, e))?;
-    Ok(md
+    let sorted = md
         .row_groups()
         .iter()
-        .all(|rg| order::is_sorted_as_stored(rg.sorting_columns().map(Vec::as_slice))))
+        .all(|rg| order::is_sorted_as_stored(rg.sorting_columns().map(Vec::as_slice)));
+    Ok(sorted.then_some(md.num_row_groups()))
+}
+
+/// Readers of every row group of an event file, each on its own, `batch_rows` rows at a time
+/// (all columns).
+pub fn open_row_groups(
+    path: &Path,
+    batch_rows: usize,
+) -> Result<Vec<parquet::arrow::arrow_reader::ParquetRecordBatchReader>> {
+    use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
+    let file = File::open(path).map_err(|e| IngestError::io(path, e))?;
+    let md = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
+        .map_err(|e| IngestError::parquet(path, e))?;
+    (0..md.metadata().num_row_groups())
+        .map(|rg| {
+            let f = file.try_clone().map_err(|e| IngestError::io(path, e))?;
+            ParquetRecordBatchReaderBuilder::new_with_metadata(f, md.clone())
+                .with_row_groups(vec![rg])
+                .with_batch_size(batch_rows.max(1))
+                .build()
+                .map_err(|e| IngestError::parquet(path, e))
+        })
+        .collect()
 }
 
 /// Does any row of this file lack an eventId (so its key needs the `raw` text)?

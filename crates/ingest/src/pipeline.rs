@@ -28,7 +28,7 @@ use trail_store::{Store, StoreError, WriteGuard};
 use crate::audit::{self, AuditBuilder};
 use crate::batch::{BatchBuilder, Capacity, NormalizeOptions, Rejection, check};
 use crate::compact::{CompactOptions, CompactSummary, compact_partitions};
-use crate::encode::{EncodeJob, EncoderPool};
+use crate::encode::{EncodeJob, EncoderPool, MAX_OPEN_FILES};
 use crate::error::{IngestError, Result};
 use crate::event::{Event, parse_event};
 use crate::files::load_keys;
@@ -798,7 +798,8 @@ fn stream_input(
 
 /// A buffer to write out when over the memory budget.
 enum Victim {
-    Events(PartitionKey),
+    /// A partition, and whether it is idle (no chunk added to it lately: likely complete).
+    Events(PartitionKey, bool),
     AuditLogs(chrono::NaiveDate),
 }
 
@@ -884,7 +885,7 @@ impl Writer<'_> {
             let p = self.parts.entry(key.clone()).or_default();
             self.buffered += p.push(builder.finish(), self.adds);
             if p.rows >= self.opts.max_file_rows {
-                self.flush(&key)?;
+                self.flush(&key, true)?;
             }
         }
         for (date, builder) in d.audit {
@@ -899,7 +900,7 @@ impl Writer<'_> {
         }
         while self.buffered > self.opts.memory_budget {
             match self.flush_victim() {
-                Some(Victim::Events(key)) => self.flush(&key)?,
+                Some(Victim::Events(key, idle)) => self.flush(&key, idle)?,
                 Some(Victim::AuditLogs(date)) => self.flush_audit(date)?,
                 None => break,
             }
@@ -1011,7 +1012,7 @@ impl Writer<'_> {
             .parts
             .iter()
             .max_by_key(|(_, p)| (idle(p), p.bytes))
-            .map(|(k, p)| ((idle(p), p.bytes), Victim::Events(k.clone())));
+            .map(|(k, p)| ((idle(p), p.bytes), Victim::Events(k.clone(), idle(p))));
         let audit = self
             .audit_parts
             .iter()
@@ -1068,6 +1069,8 @@ impl Writer<'_> {
                 self.collect(true)?;
             }
             if self.cached_keys > KEY_CACHE_MAX {
+                // Keys are read back from closed files only.
+                self.close_open_files()?;
                 self.keys.clear();
                 self.cached_keys = 0;
             }
@@ -1092,7 +1095,34 @@ impl Writer<'_> {
             .ok_or_else(|| IngestError::Internal("key cache".into()))
     }
 
-    fn flush(&mut self, key: &PartitionKey) -> Result<()> {
+    /// Hand a job to the encoders once one is free and its rows fit the budget beside those
+    /// in flight. Rows being encoded are out of the budget but still in memory: at most one
+    /// partition per encoder, and together at most the budget (unless one partition alone is
+    /// more).
+    fn submit(&mut self, job: EncodeJob) -> Result<()> {
+        while self.encoders.in_flight() > 0
+            && (self.encoders.in_flight() >= self.encoders.threads()
+                || self.encoders.in_flight_bytes() + job.bytes > self.opts.memory_budget)
+        {
+            self.collect(true)?;
+        }
+        self.encoders.submit(job)
+    }
+
+    /// Close every file kept open for appends, once the jobs in flight are done.
+    fn close_open_files(&mut self) -> Result<()> {
+        self.collect_all()?;
+        for key in self.encoders.open_partitions() {
+            self.submit(EncoderPool::close_job(key))?;
+        }
+        self.collect_all()
+    }
+
+    /// Write out a partition's buffered rows: dedup, sort, and hand them to an encoder, which
+    /// appends them to the partition's open file if it has one. `last`: the partition is likely
+    /// complete (idle, or the end of the input), so its file is closed; otherwise it stays
+    /// open for the partition's next rows.
+    fn flush(&mut self, key: &PartitionKey, last: bool) -> Result<()> {
         let Some(p) = self.parts.remove(key) else {
             return Ok(());
         };
@@ -1123,24 +1153,30 @@ impl Writer<'_> {
         picks.sort_unstable();
         let order: Vec<(usize, usize)> = picks.iter().map(|&(_, b, r)| (b, r)).collect();
         drop((picks, sort_keys));
-        let (staged, rel) = self.guard.new_file(key);
-        let job = EncodeJob {
-            key: key.clone(),
-            staged,
-            rel,
-            batches: p.batches.into_iter().map(|(b, _)| b).collect(),
-            order,
-            bytes: p.bytes,
-        };
-        // Rows being encoded are out of the budget but still in memory: at most one partition
-        // per encoder, and together at most the budget (unless one partition alone is more).
-        while self.encoders.in_flight() > 0
-            && (self.encoders.in_flight() >= self.encoders.threads()
-                || self.encoders.in_flight_bytes() + job.bytes > self.opts.memory_budget)
-        {
+        // The partition's open file comes back with the job that last wrote to it.
+        while self.encoders.is_pending(key) {
             self.collect(true)?;
         }
-        self.encoders.submit(job)
+        let appending = self.encoders.has_open(key);
+        let name = if appending {
+            (PathBuf::new(), String::new())
+        } else {
+            self.guard.new_file(key)
+        };
+        if !last && !appending && self.encoders.open_files() >= MAX_OPEN_FILES {
+            if let Some(old) = self.encoders.least_recent_open() {
+                self.submit(EncoderPool::close_job(old))?;
+            }
+        }
+        let batches = p.batches.into_iter().map(|(b, _)| b).collect();
+        self.submit(EncodeJob::new(
+            key.clone(),
+            name,
+            batches,
+            order,
+            p.bytes,
+            !last,
+        ))
     }
 }
 
@@ -1364,9 +1400,9 @@ fn ingest_once(
     // Write what is left, then commit everything at once.
     let keys: Vec<PartitionKey> = writer.parts.keys().cloned().collect();
     for key in keys {
-        writer.flush(&key)?;
+        writer.flush(&key, true)?;
     }
-    writer.collect_all()?;
+    writer.close_open_files()?;
     let dates: Vec<chrono::NaiveDate> = writer.audit_parts.keys().copied().collect();
     for date in dates {
         writer.flush_audit(date)?;
