@@ -32,17 +32,22 @@ use crate::files::EventFileWriter;
 /// partition itself doubled peak memory.
 const GATHER_ROWS: usize = 2 * 1024;
 
-/// Rows an open file takes before it is closed; its summary's and bloom filters' sizes (they
-/// are folded to what the rows need when written).
-pub const APPEND_ROWS: usize = 64 * 1024;
+/// An open file takes about eight times its first cut's rows, at least [`APPEND_MIN_ROWS`] and
+/// at most [`APPEND_MAX_ROWS`], before it is closed. Its summary's and bloom filters are sized
+/// for that many (and folded to what the rows need when written), so its summary keeps its
+/// false-positive rate; an open file's filters take about 0.2 MB at 24K rows.
+pub const APPEND_MIN_ROWS: usize = 16 * 1024;
+pub const APPEND_MAX_ROWS: usize = 64 * 1024;
 /// Files kept open for appends at most; past it the one used longest ago is closed. Each
-/// holds its summary's filters (about 0.6 MB at [`APPEND_ROWS`]) and a file descriptor.
+/// holds its summary's filters and a file descriptor.
 pub const MAX_OPEN_FILES: usize = 32;
 
 /// A partition's file kept open for its next rows.
 pub struct OpenFile {
     out: EventFileWriter,
     rel: String,
+    /// Rows it takes before it is closed.
+    capacity: u64,
 }
 
 /// One partition's rows, and the order to write them in.
@@ -57,7 +62,7 @@ pub struct EncodeJob {
     pub order: Vec<(usize, usize)>,
     /// Memory the batches hold, as the writer counted it.
     pub bytes: usize,
-    /// Keep the file open for the partition's next rows (unless it has [`APPEND_ROWS`]).
+    /// Keep the file open for the partition's next rows (unless it is full).
     pub keep_open: bool,
     /// The partition's open file, which the pool hands to the job.
     file: Option<OpenFile>,
@@ -104,14 +109,15 @@ fn encode(job: &mut EncodeJob) -> Result<Encoded> {
         Some(f) => f,
         None => {
             let rows = job.order.len();
-            let hint = if job.keep_open {
-                rows.max(APPEND_ROWS)
+            let capacity = if job.keep_open {
+                (rows * 8).clamp(APPEND_MIN_ROWS, APPEND_MAX_ROWS).max(rows)
             } else {
                 rows
             };
             OpenFile {
-                out: EventFileWriter::create(job.staged.clone(), hint)?,
+                out: EventFileWriter::create(job.staged.clone(), capacity)?,
                 rel: job.rel.clone(),
+                capacity: capacity as u64,
             }
         }
     };
@@ -121,7 +127,7 @@ fn encode(job: &mut EncodeJob) -> Result<Encoded> {
             .map_err(|e| IngestError::arrow("assembling rows", e))?;
         file.out.write(&sorted)?;
     }
-    if job.keep_open && file.out.rows() < APPEND_ROWS as u64 {
+    if job.keep_open && file.out.rows() < file.capacity {
         file.out.end_row_group()?;
         return Ok(Encoded::Open(file));
     }

@@ -1,6 +1,7 @@
 //! The ingest pipeline: a reader thread, decoder threads on every core, the writer (the calling
 //! thread) that buffers per partition, dedups and sorts, encoder threads that write each sorted
-//! partition to Parquet in staging (`encode.rs`), and one commit at the end.
+//! partition to Parquet in staging (`encode.rs`; a partition cut before it is complete keeps
+//! its file open and its next cut becomes another row group), and one commit at the end.
 //!
 //! Memory is bounded: the reader hands out at most a few chunks ahead of the decoders, and the
 //! writer flushes a partition buffer whenever the buffered rows exceed the budget: first the
