@@ -5,9 +5,12 @@ Usage (from the repository root):
     cargo build --release -p trail-cli
     pip install duckdb-cli
     python3 benches/query_vs_duckdb.py --events 1000000 [--events 10000000] [--runs 5]
+        [--shape tree|ndjson|records|array-gz]
 
 For each size it generates and ingests (once, cached under --work, shared with the other
-benchmarks) a store with `trail`, then times the canonical queries, each engine with the same
+benchmarks) a store with `trail` from the generator's delivery tree (--shape: from the same
+events in another input shape of benches/ingest_vs_duckdb.py, e.g. ndjson, whose days do not
+fit the ingest's buffer, so its partitions are cut into several row groups), then times the canonical queries, each engine with the same
 number of threads (--threads, set explicitly on both: `trail sql --threads N`, DuckDB
 `SET threads = N`):
 
@@ -33,15 +36,17 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 
 
-def ensure_store(events, work, threads=2):
+def ensure_store(events, work, threads=2, shape="tree"):
     """Generate and ingest (once) a store of `events` events (with labelled anomalies, so
-    the insight benchmark finds something); returns its path."""
+    the insight benchmark finds something), from input files of `shape`; returns its path."""
     import ingest_vs_duckdb as ing
-    store = os.path.join(work, f"trail-store-{events}")
+    name = f"trail-store-{events}" if shape == "tree" else f"trail-store-{shape}-{events}"
+    store = os.path.join(work, name)
     marker = os.path.join(store, ".bench-complete")
     if os.path.exists(marker):
         return store
     data, _ = ing.generate(events, work)
+    data = ing.make_shape(events, shape, work, data)
     common.subprocess.run(["rm", "-rf", store], check=True)
     common.run_measured([common.trail_binary(), "ingest", "-q", "--threads", str(threads),
                          "--store", store, data])
@@ -137,8 +142,8 @@ def duck_prelude(store, threads):
             "hive_partitioning = true); ")
 
 
-def bench(events, work, runs, threads, duck):
-    store = ensure_store(events, work)
+def bench(events, work, runs, threads, duck, shape):
+    store = ensure_store(events, work, shape=shape)
     day, ip, eid, last, user = probe(duck, store, threads)
     trail = common.trail_binary()
     qs = queries(day, ip, eid, last, user)
@@ -219,6 +224,8 @@ def main():
     ap.add_argument("--work", default=os.path.join(common.ROOT, "target", "bench-data"))
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--shape", default="tree", choices=["tree", "ndjson", "records", "array-gz"],
+                    help="input shape the store is ingested from")
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args()
     duck = common.duckdb_binary()
@@ -227,7 +234,7 @@ def main():
     os.makedirs(args.work, exist_ok=True)
     out = {"trail": tv, "duckdb": dv, "threads": args.threads, "runs": args.runs, "sizes": {}}
     for n in args.events or [1_000_000]:
-        out["sizes"][n] = bench(n, args.work, args.runs, args.threads, duck)
+        out["sizes"][n] = bench(n, args.work, args.runs, args.threads, duck, args.shape)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=1)
