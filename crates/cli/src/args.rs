@@ -545,7 +545,7 @@ pub struct IngestArgs {
           value_parser = clap::value_parser!(u16).range(0..=1024))]
     pub threads: u16,
     /// MiB of decoded events buffered before a partition is written out.
-    #[arg(long, env = "TRAIL_MEMORY_BUDGET_MB", default_value_t = 72,
+    #[arg(long, env = "TRAIL_MEMORY_BUDGET_MB", default_value_t = 64,
           value_parser = clap::value_parser!(u32).range(16..=1_048_576))]
     pub memory_budget_mb: u32,
     /// Records larger than this many bytes are quarantined.

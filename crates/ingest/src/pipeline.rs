@@ -46,8 +46,10 @@ const GZIP_WHOLE_MAX: u64 = 1 << 20;
 const CHUNK_BYTES: usize = 4 << 20;
 /// Bad records kept in the summary (all of them go to the quarantine file).
 const ERRORS_IN_SUMMARY: usize = 100;
-/// Dedup keys cached across flushes before the cache is dropped and reloaded on demand.
-const KEY_CACHE_MAX: usize = 2_000_000;
+/// Dedup keys cached across flushes before the cache is dropped and reloaded on demand (all
+/// but those of partitions whose file is open: they cannot be read back from it). About 30
+/// bytes each in their hash sets.
+const KEY_CACHE_MAX: usize = 1_000_000;
 
 /// How to ingest.
 #[derive(Debug, Clone)]
@@ -74,7 +76,7 @@ impl Default for IngestOptions {
         IngestOptions {
             normalize: NormalizeOptions::default(),
             threads: 0,
-            memory_budget: 72 << 20,
+            memory_budget: 64 << 20,
             max_file_rows: 1_000_000,
             max_record_bytes: 16 << 20,
             wait_for_lock: true,
@@ -1070,10 +1072,12 @@ impl Writer<'_> {
                 self.collect(true)?;
             }
             if self.cached_keys > KEY_CACHE_MAX {
-                // Keys are read back from closed files only.
-                self.close_open_files()?;
-                self.keys.clear();
-                self.cached_keys = 0;
+                // Keys are read back from closed files only: keep those of partitions whose
+                // file is open or still being written.
+                let encoders = &self.encoders;
+                self.keys
+                    .retain(|k, _| encoders.has_open(k) || encoders.is_pending(k));
+                self.cached_keys = self.keys.values().map(HashSet::len).sum();
             }
             let dir = key.dir();
             let store = self.guard.store();
