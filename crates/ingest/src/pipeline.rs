@@ -61,6 +61,8 @@ pub struct IngestOptions {
     pub memory_budget: usize,
     /// Most rows in one written file.
     pub max_file_rows: usize,
+    /// Dedup keys cached across flushes before the cache is dropped (see [`KEY_CACHE_MAX`]).
+    pub key_cache_keys: usize,
     /// Records larger than this are quarantined.
     pub max_record_bytes: usize,
     /// Wait for another writer to finish instead of failing.
@@ -78,6 +80,7 @@ impl Default for IngestOptions {
             threads: 0,
             memory_budget: 64 << 20,
             max_file_rows: 1_000_000,
+            key_cache_keys: KEY_CACHE_MAX,
             max_record_bytes: 16 << 20,
             wait_for_lock: true,
             compact: Some(CompactOptions::default()),
@@ -1071,7 +1074,7 @@ impl Writer<'_> {
             while self.encoders.is_pending(key) {
                 self.collect(true)?;
             }
-            if self.cached_keys > KEY_CACHE_MAX {
+            if self.cached_keys > self.opts.key_cache_keys {
                 // Keys are read back from closed files only: keep those of partitions whose
                 // file is open or still being written.
                 let encoders = &self.encoders;
@@ -1433,7 +1436,7 @@ fn ingest_once(
     let staged = writer.encoders.take_files();
     let audit_staged = std::mem::take(&mut writer.audit_staged);
     let mut summary = std::mem::take(&mut writer.summary);
-    // The dedup keys (up to KEY_CACHE_MAX), the idle encoder threads and the buffers go before
+    // The dedup keys (up to `key_cache_keys`), the idle encoder threads and the buffers go before
     // the commit and the compaction, whose merges would otherwise sit on top of them.
     drop(writer);
     summary.files_written = (staged.len() + audit_staged.len()) as u64;

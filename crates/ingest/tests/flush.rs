@@ -159,6 +159,15 @@ fn partitions_cut_while_receiving_rows_are_appended_to_one_file_each() {
     };
     let s = ingest(&store, &[input.clone()], &opts);
     assert_eq!((s.ingested, s.duplicates, s.quarantined), (4000, 100, 0));
+    // The same with a dedup cache of 100 keys, dropped at nearly every cut: the keys of
+    // partitions whose file is open stay, so the duplicates are still caught.
+    let small_cache = IngestOptions {
+        key_cache_keys: 100,
+        ..opts.clone()
+    };
+    let other = tmp.path().join("other");
+    let s = ingest(&other, &[input.clone()], &small_cache);
+    assert_eq!((s.ingested, s.duplicates, s.quarantined), (4000, 100, 0));
 
     let parts = files_by_partition(&store);
     assert_eq!(parts.len(), 4, "{parts:?}");
