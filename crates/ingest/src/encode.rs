@@ -65,7 +65,7 @@ pub struct EncodeJob {
     /// Keep the file open for the partition's next rows (unless it is full).
     pub keep_open: bool,
     /// The partition's open file, which the pool hands to the job.
-    file: Option<OpenFile>,
+    file: Option<Box<OpenFile>>,
 }
 
 impl EncodeJob {
@@ -91,7 +91,7 @@ impl EncodeJob {
 }
 
 enum Encoded {
-    Open(OpenFile),
+    Open(Box<OpenFile>),
     Closed(Option<StagedFile>),
 }
 
@@ -106,7 +106,7 @@ struct Done {
 /// open or close it.
 fn encode(job: &mut EncodeJob) -> Result<Encoded> {
     let mut file = match job.file.take() {
-        Some(f) => f,
+        Some(f) => *f,
         None => {
             let rows = job.order.len();
             let capacity = if job.keep_open {
@@ -129,7 +129,7 @@ fn encode(job: &mut EncodeJob) -> Result<Encoded> {
     }
     if job.keep_open && file.out.rows() < file.capacity {
         file.out.end_row_group()?;
-        return Ok(Encoded::Open(file));
+        return Ok(Encoded::Open(Box::new(file)));
     }
     Ok(Encoded::Closed(file.out.finish(file.rel, &job.key)?))
 }
@@ -148,7 +148,7 @@ pub struct EncoderPool {
     /// Finished files by submission order.
     done: BTreeMap<u64, StagedFile>,
     /// Files kept open for appends, with the submission that last wrote to each.
-    open: HashMap<PartitionKey, (OpenFile, u64)>,
+    open: HashMap<PartitionKey, (Box<OpenFile>, u64)>,
 }
 
 impl EncoderPool {

@@ -1171,10 +1171,12 @@ impl Writer<'_> {
         } else {
             self.guard.new_file(key)
         };
-        if !last && !appending && self.encoders.open_files() >= MAX_OPEN_FILES {
-            if let Some(old) = self.encoders.least_recent_open() {
-                self.submit(EncoderPool::close_job(old))?;
-            }
+        if !last
+            && !appending
+            && self.encoders.open_files() >= MAX_OPEN_FILES
+            && let Some(old) = self.encoders.least_recent_open()
+        {
+            self.submit(EncoderPool::close_job(old))?;
         }
         let batches = p.batches.into_iter().map(|(b, _)| b).collect();
         self.submit(EncodeJob::new(

@@ -157,7 +157,7 @@ fn partitions_cut_while_receiving_rows_are_appended_to_one_file_each() {
         compact: None,
         ..opts()
     };
-    let s = ingest(&store, &[input.clone()], &opts);
+    let s = ingest(&store, std::slice::from_ref(&input), &opts);
     assert_eq!((s.ingested, s.duplicates, s.quarantined), (4000, 100, 0));
     // The same with a dedup cache of 100 keys, dropped at nearly every cut: the keys of
     // partitions whose file is open stay, so the duplicates are still caught.
@@ -166,7 +166,7 @@ fn partitions_cut_while_receiving_rows_are_appended_to_one_file_each() {
         ..opts.clone()
     };
     let other = tmp.path().join("other");
-    let s = ingest(&other, &[input.clone()], &small_cache);
+    let s = ingest(&other, std::slice::from_ref(&input), &small_cache);
     assert_eq!((s.ingested, s.duplicates, s.quarantined), (4000, 100, 0));
 
     let parts = files_by_partition(&store);

@@ -1,4 +1,4 @@
-//! The order of rows within an event file: by `eventName`, then `eventTime`.
+//! The order of rows within an event file's row groups: by `eventName`, then `eventTime`.
 //!
 //! Nearly every analysis filters on `eventName` (sign-ins, key creation, policy changes).
 //! With the rows of one name next to each other, such a filter selects a few contiguous runs
@@ -8,9 +8,11 @@
 //! order. Time-bounded queries still prune by the `eventDate` partition and by each file's
 //! `eventTime` range.
 //!
-//! Ingest sorts each file it writes by [`SortKey`]; compaction merges files by it. Both
-//! declare it in the file's sorting columns ([`sorting_columns`]), so other engines know it
-//! too; compaction checks an input's declaration before it trusts the input's order.
+//! Ingest sorts each row group it writes by [`SortKey`] (a file it appends to holds one sorted
+//! row group per append); compaction merges row groups by it into one sorted file. Both declare
+//! it in each row group's sorting columns ([`sorting_columns`]), which is what Parquet's
+//! declaration means, so other engines know it too; compaction checks an input's declaration
+//! before it trusts the input's order.
 
 use arrow::array::{Array, AsArray, RecordBatch, StringArray, StringViewArray};
 use arrow::datatypes::{DataType, TimestampMicrosecondType};
