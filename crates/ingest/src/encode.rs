@@ -53,10 +53,9 @@ pub struct OpenFile {
 /// One partition's rows, and the order to write them in.
 pub struct EncodeJob {
     pub key: PartitionKey,
-    /// Where to write (staging) and the path the file will have in the store, if the
-    /// partition has no open file (otherwise ignored).
-    pub staged: PathBuf,
-    pub rel: String,
+    /// Where to write a new file (staging) and the path it will have in the store; `None`
+    /// when the rows go to the partition's open file.
+    pub target: Option<(PathBuf, String)>,
     pub batches: Vec<RecordBatch>,
     /// `(batch, row)` pairs, in file order.
     pub order: Vec<(usize, usize)>,
@@ -71,7 +70,7 @@ pub struct EncodeJob {
 impl EncodeJob {
     pub fn new(
         key: PartitionKey,
-        (staged, rel): (PathBuf, String),
+        target: Option<(PathBuf, String)>,
         batches: Vec<RecordBatch>,
         order: Vec<(usize, usize)>,
         bytes: usize,
@@ -79,8 +78,7 @@ impl EncodeJob {
     ) -> Self {
         EncodeJob {
             key,
-            staged,
-            rel,
+            target,
             batches,
             order,
             bytes,
@@ -108,6 +106,12 @@ fn encode(job: &mut EncodeJob) -> Result<Encoded> {
     let mut file = match job.file.take() {
         Some(f) => *f,
         None => {
+            let Some((staged, rel)) = job.target.take() else {
+                return Err(IngestError::Internal(format!(
+                    "rows of {} with neither an open file nor a new file's name",
+                    job.key.dir()
+                )));
+            };
             let rows = job.order.len();
             let capacity = if job.keep_open {
                 (rows * 8).clamp(APPEND_MIN_ROWS, APPEND_MAX_ROWS).max(rows)
@@ -115,8 +119,8 @@ fn encode(job: &mut EncodeJob) -> Result<Encoded> {
                 rows
             };
             OpenFile {
-                out: EventFileWriter::create(job.staged.clone(), capacity)?,
-                rel: job.rel.clone(),
+                out: EventFileWriter::create(staged, capacity)?,
+                rel,
                 capacity: capacity as u64,
             }
         }
@@ -173,7 +177,7 @@ impl EncoderPool {
                             .unwrap_or_else(|_| {
                                 Err(IngestError::Internal(format!(
                                     "encoding {} panicked",
-                                    job.rel
+                                    job.key.dir()
                                 )))
                             });
                         let done = Done {
@@ -251,14 +255,7 @@ impl EncoderPool {
 
     /// A job that closes `key`'s open file (writes its footer and summary) and adds no rows.
     pub fn close_job(key: PartitionKey) -> EncodeJob {
-        EncodeJob::new(
-            key,
-            (PathBuf::new(), String::new()),
-            Vec::new(),
-            Vec::new(),
-            0,
-            false,
-        )
+        EncodeJob::new(key, None, Vec::new(), Vec::new(), 0, false)
     }
 
     /// Hand a partition to an encoder, with its open file if it has one. The caller keeps at
@@ -392,7 +389,7 @@ mod tests {
         let order = (0..n).rev().map(|r| (0, r)).collect();
         EncodeJob::new(
             key,
-            (dir.join(format!("{name}.parquet")), rel),
+            Some((dir.join(format!("{name}.parquet")), rel)),
             vec![b],
             order,
             bytes,

@@ -1071,9 +1071,7 @@ impl Writer<'_> {
     fn keys_for(&mut self, key: &PartitionKey) -> Result<&mut HashSet<u128>> {
         if !self.keys.contains_key(key) {
             // The partition's keys are read back from its files: those being written first.
-            while self.encoders.is_pending(key) {
-                self.collect(true)?;
-            }
+            self.wait_for(key)?;
             if self.cached_keys > self.opts.key_cache_keys {
                 // Keys are read back from closed files only: keep those of partitions whose
                 // file is open or still being written.
@@ -1101,6 +1099,15 @@ impl Writer<'_> {
         self.keys
             .get_mut(key)
             .ok_or_else(|| IngestError::Internal("key cache".into()))
+    }
+
+    /// Wait until no job of `key` is in flight: its files are written and its open file, if
+    /// any, is back in the pool.
+    fn wait_for(&mut self, key: &PartitionKey) -> Result<()> {
+        while self.encoders.is_pending(key) {
+            self.collect(true)?;
+        }
+        Ok(())
     }
 
     /// Hand a job to the encoders once one is free and its rows fit the budget beside those
@@ -1162,15 +1169,9 @@ impl Writer<'_> {
         let order: Vec<(usize, usize)> = picks.iter().map(|&(_, b, r)| (b, r)).collect();
         drop((picks, sort_keys));
         // The partition's open file comes back with the job that last wrote to it.
-        while self.encoders.is_pending(key) {
-            self.collect(true)?;
-        }
+        self.wait_for(key)?;
         let appending = self.encoders.has_open(key);
-        let name = if appending {
-            (PathBuf::new(), String::new())
-        } else {
-            self.guard.new_file(key)
-        };
+        let target = (!appending).then(|| self.guard.new_file(key));
         if !last
             && !appending
             && self.encoders.open_files() >= MAX_OPEN_FILES
@@ -1181,7 +1182,7 @@ impl Writer<'_> {
         let batches = p.batches.into_iter().map(|(b, _)| b).collect();
         self.submit(EncodeJob::new(
             key.clone(),
-            name,
+            target,
             batches,
             order,
             p.bytes,
