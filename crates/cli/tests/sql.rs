@@ -922,6 +922,52 @@ fn grouped_counts_by_view_match_the_engines() {
     );
 }
 
+/// The `output_batches` metric of the first operator named `op` in an `EXPLAIN ANALYZE` text.
+fn output_batches(plan: &str, op: &str) -> u64 {
+    let line = plan
+        .lines()
+        .find(|l| l.contains(&format!("{op}:")))
+        .unwrap_or_else(|| panic!("no {op} in {plan}"));
+    let at = line.find("output_batches=").expect(line) + "output_batches=".len();
+    line[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .expect(line)
+}
+
+/// A full sort over a filtered scan sorts coalesced batches, not the scan's few-row batches
+/// (each of which would keep its whole decoded pages alive until the sort ends); a sort with a
+/// limit keeps only its top rows and is left alone. Both give the same rows.
+#[test]
+fn filtered_scans_are_coalesced_before_a_full_sort() {
+    let (at, ct) = fixtures();
+    for store in [at.path(), ct.path()] {
+        let sql = "SELECT eventTime, eventName, sourceIpAddress FROM events \
+                   WHERE errorCode IS NULL AND sourceIpAddress IS NOT NULL \
+                   ORDER BY eventTime, eventName, sourceIpAddress";
+        let plan = explain_analyze(store, sql);
+        let sort = plan.find("SortExec:").expect(&plan);
+        let coalesce = plan.find("CoalesceBatchesExec:").expect(&plan);
+        let scan = plan.find("DataSourceExec:").expect(&plan);
+        assert!(sort < coalesce && coalesce < scan, "{plan}");
+        let (from_scan, into_sort) = (
+            output_batches(&plan, "DataSourceExec"),
+            output_batches(&plan, "CoalesceBatchesExec"),
+        );
+        assert!(from_scan > into_sort, "{from_scan} -> {into_sort}: {plan}");
+        let top = text(&query(store, &format!("EXPLAIN {sql} LIMIT 100000")));
+        assert!(!top.contains("CoalesceBatchesExec"), "{top}");
+        let sorted = query(store, sql);
+        assert!(rows(&sorted) > 10, "{}", text(&sorted));
+        assert_eq!(
+            text(&sorted),
+            text(&query(store, &format!("{sql} LIMIT 100000")))
+        );
+    }
+}
+
 /// The event files a plan's scans list (the `.parquet` names in its text).
 fn scanned_files(plan: &str) -> std::collections::BTreeSet<String> {
     plan.split(|c: char| c == '[' || c == ']' || c == ',' || c.is_whitespace())

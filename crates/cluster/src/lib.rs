@@ -33,6 +33,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
 use object_store::ObjectStore;
 use trail_query::ipintel::IpIntel;
+use trail_query::sortinput::CoalesceSortInputRule;
 use trail_query::viewcount::ViewCountRule;
 use trail_query::{Engine, EngineOptions, QueryError};
 use trail_store::remote::{Bucket, BucketUrl, ConnectOptions};
@@ -266,6 +267,7 @@ fn trail_state(
     let state = SessionStateBuilder::new_from_existing(base)
         .with_runtime_env(runtime)
         .with_physical_optimizer_rule(Arc::new(ViewCountRule))
+        .with_physical_optimizer_rule(Arc::new(CoalesceSortInputRule))
         .build();
     let ctx = SessionContext::new_with_state(state);
     trail_query::register_functions(&ctx, intel)

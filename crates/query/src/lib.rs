@@ -28,6 +28,7 @@ pub mod lookup;
 pub mod names;
 pub mod prune;
 pub mod saved;
+pub mod sortinput;
 pub mod sqltext;
 pub mod system;
 pub mod time;
@@ -281,6 +282,7 @@ impl Engine {
             .with_runtime_env(runtime)
             .with_default_features()
             .with_physical_optimizer_rule(Arc::new(viewcount::ViewCountRule))
+            .with_physical_optimizer_rule(Arc::new(sortinput::CoalesceSortInputRule))
             .build();
         let ctx = SessionContext::new_with_state(state);
         register_functions(&ctx, &intel)?;
