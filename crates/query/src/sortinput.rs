@@ -5,8 +5,8 @@
 //! then yields a few rows per row group, and each of those rows' strings is a view into the
 //! whole decoded page it came from. A `SortExec` keeps every input batch until its input
 //! ends, so it kept every page that a matching row touched: the console sign-in query (21.5K
-//! rows of 10M) held 1.2 GB of pages, peaked at 1.9 GB and spent most of its time faulting
-//! that memory in. Joining the batches first (arrow's coalesce kernel copies the viewed
+//! rows of 10M) held 1.2 GB of pages and peaked at 1.9 GB, and some runs spent seconds in
+//! the kernel faulting that memory in. Joining the batches first (arrow's coalesce kernel copies the viewed
 //! strings out when their buffers are mostly unused) keeps only the matching rows' bytes.
 
 use std::sync::Arc;
